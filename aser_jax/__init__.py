@@ -1,0 +1,1 @@
+"""aser_jax: sensory-aware sequential recommendation in JAX/Flax (linen)."""

@@ -1,0 +1,20 @@
+"""Console set-up shared by the experiment binaries: our progress lines on, library chatter off."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import logging as absl_logging
+
+
+def setup_logging(verbose: bool = False) -> None:
+  """Shows `aser_jax` INFO lines on stderr; other libraries (Orbax, JAX) only warn."""
+  absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
+  ours = logging.getLogger("aser_jax")
+  if not ours.handlers:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    ours.addHandler(handler)
+  ours.setLevel(logging.INFO)
+  ours.propagate = False

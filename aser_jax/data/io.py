@@ -1,0 +1,59 @@
+"""Opening plain or gzipped text files, with truncated archives reported as data errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+from aser_jax.data.errors import DataError
+
+
+def open_text(path: str | os.PathLike, mode: str = "rt"):
+  """Opens `path` for text I/O, through gzip when it ends in `.gz`."""
+  path = Path(path)
+  if path.suffix == ".gz":
+    return gzip.open(path, mode, encoding="utf-8", newline="")
+  return open(path, mode, encoding="utf-8", newline="")
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+  """Yields `(line_number, line_without_newline)`, 1-based.
+
+  A truncated or corrupt gzip stream raises `DataError` naming the last line
+  read, instead of silently returning a shorter file.
+  """
+  lineno = 0
+  try:
+    with open_text(path) as f:
+      for lineno, line in enumerate(f, start=1):
+        yield lineno, line.rstrip("\r\n")
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+    raise DataError(path, lineno + 1, f"corrupt or truncated gzip stream ({e})") from e
+  except UnicodeDecodeError as e:
+    raise DataError(path, lineno + 1, f"not valid UTF-8 ({e.reason})") from e
+
+
+def find_file(directory: str | os.PathLike, stem: str) -> Path:
+  """Returns `directory/stem` or `directory/stem.gz`, whichever exists."""
+  directory = Path(directory)
+  for candidate in (directory / stem, directory / f"{stem}.gz"):
+    if candidate.exists():
+      return candidate
+  raise FileNotFoundError(f"neither {stem} nor {stem}.gz found under {directory}")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes `text` through a temporary file and a rename, so readers never see half a file."""
+  path = Path(path)
+  tmp = path.with_name(path.name + ".tmp")
+  if path.suffix == ".gz":
+    with gzip.open(tmp, "wb") as f:
+      f.write(text.encode("utf-8"))
+  else:
+    with io.open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+  os.replace(tmp, path)

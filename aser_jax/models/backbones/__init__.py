@@ -1,0 +1,1 @@
+"""One backbone per file; each registers itself in `aser_jax.models.registry`."""

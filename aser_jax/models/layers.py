@@ -1,0 +1,165 @@
+"""Blocks shared by the Transformer backbones, initialised as the reference code does.
+
+BACKBONES.md "Data protocol": dense and embedding weights N(0, 0.02), biases 0, LayerNorm
+eps 1e-12, exact (erf) GELU, additive mask value −10000.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+MASK_VALUE = -10000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+  """Settings every backbone shares; backbone files subclass it with their own fields."""
+
+  hidden: int = 64
+  layers: int = 2
+  heads: int = 2
+  dropout: float = 0.5  # hidden dropout
+  attn_dropout: float = 0.5
+  max_len: int = 50
+  init_std: float = 0.02
+  ln_eps: float = 1e-12
+
+
+def dense(features: int, cfg: BackboneConfig, name: str | None = None) -> nn.Dense:
+  return nn.Dense(features, kernel_init=nn.initializers.normal(cfg.init_std),
+                  bias_init=nn.initializers.zeros, name=name)
+
+
+def layer_norm(cfg: BackboneConfig, name: str | None = None) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=cfg.ln_eps, name=name)
+
+
+def embed(num: int, cfg: BackboneConfig, name: str | None = None) -> nn.Embed:
+  return nn.Embed(num, cfg.hidden, embedding_init=nn.initializers.normal(cfg.init_std), name=name)
+
+
+def attention_bias(input_ids_BxL: jax.Array, causal: bool) -> jax.Array:
+  """Additive mask [B, 1, L, L]: keys that are padding (and future keys when causal) get −10000."""
+  keep_BxL = input_ids_BxL > 0
+  keep = keep_BxL[:, None, None, :]
+  if causal:
+    L = input_ids_BxL.shape[1]
+    keep = keep & jnp.tril(jnp.ones((L, L), bool))[None, None]
+  return jnp.where(keep, 0.0, MASK_VALUE)
+
+
+def hash_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """uint32 pseudo-random bits: a murmur3 finaliser over (element index, one threefry seed).
+
+  About 30x cheaper than threefry per element on CPU, and plenty for dropout masks. The
+  value of an element depends on its global index only, so it does not change with sharding.
+  """
+  seed = jax.random.bits(key, (), jnp.uint32)
+  h = jax.lax.iota(jnp.uint32, math.prod(shape)) * jnp.uint32(0x9E3779B1) + seed
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  h = h ^ (h >> 16)
+  return h.reshape(shape)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout (rng stream "dropout") with masks from `hash_bits`.
+
+  Same semantics as `nn.Dropout`; drawing threefry masks was a large share of a CPU step.
+  """
+
+  rate: float
+
+  @nn.compact
+  def __call__(self, x, deterministic: bool):
+    if deterministic or self.rate == 0.0:
+      return x
+    threshold = jnp.uint32(min(round(self.rate * 2.0**32), 2**32 - 1))
+    keep = hash_bits(self.make_rng("dropout"), x.shape) >= threshold
+    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with its residual and post-LayerNorm: `LN(Dropout(W_o ctx) + x)`.
+
+  With `last_only`, only the final position is used as a query (keys and values still cover
+  the whole sequence), which is all a model scored at the last position needs.
+  """
+
+  cfg: BackboneConfig
+
+  @nn.compact
+  def __call__(self, x_BxLxD, bias_Bx1xLxL, train: bool, last_only: bool = False):
+    cfg = self.cfg
+    B, L, D = x_BxLxD.shape
+    H = cfg.heads
+    dh = D // H
+    xq = x_BxLxD[:, -1:] if last_only else x_BxLxD
+    bias = bias_Bx1xLxL[:, :, -1:] if last_only else bias_Bx1xLxL
+    Lq = xq.shape[1]
+
+    q = dense(D, cfg, "query")(xq).reshape(B, Lq, H, dh)
+    k = dense(D, cfg, "key")(x_BxLxD).reshape(B, L, H, dh)
+    v = dense(D, cfg, "value")(x_BxLxD).reshape(B, L, H, dh)
+    logits_BxHxQxL = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(dh).astype(x_BxLxD.dtype)
+    probs = jax.nn.softmax(logits_BxHxQxL + bias, axis=-1)
+    probs = Dropout(cfg.attn_dropout)(probs, deterministic=not train)
+    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, Lq, D)
+    out = Dropout(cfg.dropout)(dense(D, cfg, "out")(ctx), deterministic=not train)
+    return layer_norm(cfg, "ln")(out + xq)
+
+
+class FeedForward(nn.Module):
+  """`LN(Dropout(W2 GELU(W1 x)) + x)` with a 4x inner width."""
+
+  cfg: BackboneConfig
+
+  @nn.compact
+  def __call__(self, x_BxLxD, train: bool):
+    cfg = self.cfg
+    h = jax.nn.gelu(dense(4 * cfg.hidden, cfg, "inner")(x_BxLxD), approximate=False)
+    h = Dropout(cfg.dropout)(dense(cfg.hidden, cfg, "outer")(h), deterministic=not train)
+    return layer_norm(cfg, "ln")(h + x_BxLxD)
+
+
+class TransformerBlock(nn.Module):
+  cfg: BackboneConfig
+
+  @nn.compact
+  def __call__(self, x_BxLxD, bias, train: bool, last_only: bool = False):
+    x = SelfAttention(self.cfg, name="attn")(x_BxLxD, bias, train, last_only)
+    return FeedForward(self.cfg, name="ffn")(x, train)
+
+
+def sample_negatives(rng: jax.Array, input_ids_BxL: jax.Array, target_B: jax.Array, num_items: int,
+                     tries: int = 8) -> jax.Array:
+  """One uniform negative per row from 1..num_items, avoiding the row's input and target.
+
+  Draws `tries` candidates and keeps the first valid one (the first draw if none is valid,
+  which is vanishingly rare for real catalogues).
+  """
+  cand_BxT = jax.random.randint(rng, (target_B.shape[0], tries), 1, num_items + 1)
+  seen = (cand_BxT[:, :, None] == input_ids_BxL[:, None, :]).any(-1) | (cand_BxT == target_B[:, None])
+  first = jnp.argmax(~seen, axis=1)
+  return jnp.take_along_axis(cand_BxT, first[:, None], axis=1)[:, 0]
+
+
+def bce_loss(u_BxD, table_NxD, target_B, negative_B) -> jax.Array:
+  """Per-row BCE with one positive and one sampled negative (SASRec's reference loss)."""
+  pos = jnp.sum(u_BxD * table_NxD[target_B], -1)
+  neg = jnp.sum(u_BxD * table_NxD[negative_B], -1)
+  return -(jax.nn.log_sigmoid(pos) + jax.nn.log_sigmoid(-neg))
+
+
+def ce_loss(u_BxD, table_NxD, target_B) -> jax.Array:
+  """Per-row softmax cross-entropy over all items; the padding row 0 is never a class."""
+  logits = u_BxD @ table_NxD.T
+  logits = logits.at[:, 0].set(-jnp.inf)
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), target_B[:, None], -1)[:, 0]

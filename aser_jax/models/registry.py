@@ -1,0 +1,56 @@
+"""Backbone registry: a name maps to its Flax module class and its config dataclass.
+
+Every backbone module exposes the same methods, used through `module.apply(..., method=...)`:
+`item_table()` -> [I+1, D] scoring table (tied with the input embedding);
+`encode(input_ids_BxL, train)` -> [B, D] user state for the next position;
+`score(input_ids_BxL)` -> [B, I+1] scores against all items (evaluation);
+`loss(batch, train)` -> [B] per-row training loss (rows with weight 0 are ignored by the caller).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+_REGISTRY: dict[str, tuple[type, type]] = {}
+
+
+def register(name: str, config_cls: type):
+  def wrap(module_cls):
+    _REGISTRY[name] = (module_cls, config_cls)
+    return module_cls
+  return wrap
+
+
+def names() -> list[str]:
+  _import_all()
+  return sorted(_REGISTRY)
+
+
+def config_class(name: str) -> type:
+  _import_all()
+  if name not in _REGISTRY:
+    raise KeyError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+  return _REGISTRY[name][1]
+
+
+def build(name: str, num_items: int, config: Any = None, **overrides):
+  """Returns `(module, config)`; `overrides` replace fields of the (default) config."""
+  cfg_cls = config_class(name)
+  cfg = config if config is not None else cfg_cls()
+  if overrides:
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cfg_cls)}
+    if unknown:
+      raise KeyError(f"{name} config has no field(s) {sorted(unknown)}")
+    cfg = dataclasses.replace(cfg, **overrides)
+  return _REGISTRY[name][0](cfg, num_items), cfg
+
+
+def _import_all() -> None:
+  """Imports the backbone modules so their `register` decorators run."""
+  import importlib
+  import pkgutil
+
+  import aser_jax.models.backbones as pkg
+  for mod in pkgutil.iter_modules(pkg.__path__):
+    importlib.import_module(f"{pkg.__name__}.{mod.name}")

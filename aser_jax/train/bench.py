@@ -1,0 +1,72 @@
+"""Training-speed measurement: seconds per epoch and per full validation pass, peak RSS."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import jax
+import numpy as np
+
+from aser_jax import configs
+from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
+from aser_jax.data.sequences import SequenceData
+from aser_jax.data.splits import train_samples
+from aser_jax.eval import ranking
+from aser_jax.models import registry
+from aser_jax.train import sharding
+from aser_jax.train.loop import Evaluator, TrainConfig
+from aser_jax.train.state import adam, init_state, make_train_step
+
+
+def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: int = 256,
+                eval_repeats: int = 2) -> dict:
+  """Times `steps` train steps (0: one whole epoch) after a compile step, and full validation passes."""
+  model_kw, train_kw = configs.paper_settings(backbone, data.name)
+  model, cfg = registry.build(backbone, data.num_items, **model_kw)
+  tcfg = TrainConfig(batch_size=batch_size, **{k: v for k, v in train_kw.items() if k == "lr"})
+  mesh = sharding.data_mesh()
+  samples = train_samples(data, cfg.max_len)
+  pcfg = PipelineConfig(tcfg.batch_size, 0)
+  n_epoch = steps_per_epoch(samples, pcfg)
+  n = steps or n_epoch
+  tx = adam(tcfg.lr)
+  repl = sharding.replicated(mesh)
+  state = jax.device_put(init_state(model, tx, {"input_ids": samples.inputs[:1]}, 0), repl)
+  step = jax.jit(make_train_step(model, tx), in_shardings=(repl, sharding.batch_sharded(mesh), repl),
+                 out_shardings=(repl, repl), donate_argnums=0)
+  it = iter(TrainIterator(samples, pcfg))
+  rng = jax.random.key(0)
+  t = time.perf_counter()
+  state, m = step(state, sharding.put_batch(mesh, next(it)), rng)
+  jax.block_until_ready(m)
+  compile_s = time.perf_counter() - t
+  t = time.perf_counter()
+  done = 0
+  while done < n:
+    for batch in it:
+      state, m = step(state, sharding.put_batch(mesh, batch), rng)
+      done += 1
+      if done == n:
+        break
+    else:
+      it = iter(TrainIterator(samples, pcfg))
+  jax.block_until_ready(m)
+  per_step = (time.perf_counter() - t) / n
+  ev = Evaluator(model, data, cfg.max_len, mesh)
+  ev.ranks(state.params, "valid")  # compile
+  times = []
+  for _ in range(eval_repeats):
+    t = time.perf_counter()
+    ranks = ev.ranks(state.params, "valid")
+    times.append(time.perf_counter() - t)
+  return {
+      "backbone": backbone, "data": data.name, "synthetic": bool(data.synthetic),
+      "users": data.num_users, "items": data.num_items, "train_samples": len(samples),
+      "batch_size": tcfg.batch_size, "steps_per_epoch": n_epoch, "timed_steps": n,
+      "seconds_per_step": per_step, "seconds_per_epoch": per_step * n_epoch,
+      "compile_seconds": compile_s, "seconds_per_validation": float(np.min(times)),
+      "valid_NDCG@10_after_timed_steps": ranking.metrics_from_ranks(ranks)["NDCG@10"],
+      "devices": mesh.devices.size, "backend": jax.default_backend(),
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  }

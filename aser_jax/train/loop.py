@@ -1,0 +1,189 @@
+"""The training loop: epochs of the jitted step, validation, early stopping, checkpoints, resume.
+
+Re-running with the same `workdir` resumes from the latest checkpoint (train state, data
+iterator and early-stopping state), so a killed run finishes with the same metrics as an
+uninterrupted one. The best epoch's params are exported to `<workdir>/best_params` and used
+for the test evaluation written to `<workdir>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
+from aser_jax.data.sequences import SequenceData
+from aser_jax.data.splits import eval_split, train_samples
+from aser_jax.eval import ranking
+from aser_jax.models import registry
+from aser_jax.train import checkpoint, sharding
+from aser_jax.train.state import adam, init_state, make_train_step
+
+log = logging.getLogger("aser_jax")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  lr: float = 1e-3
+  batch_size: int = 256
+  epochs: int = 200
+  patience: int = 10  # epochs without improvement of `metric` before stopping
+  metric: str = "NDCG@10"  # validation metric for early stopping and the best checkpoint
+  seed: int = 0
+  weight_decay: float = 0.0
+  eval_chunk: int = 0  # users per evaluation chunk; 0 picks one from a 256 MB budget
+  data_workers: int = 0
+  progress: bool = True
+
+
+def _json_default(o):
+  if isinstance(o, (np.integer, np.floating)):
+    return o.item()
+  raise TypeError(type(o))
+
+
+class Evaluator:
+  """Jitted full-ranking evaluation of one backbone on the validation and test splits."""
+
+  def __init__(self, model, data: SequenceData, max_len: int, mesh, chunk: int = 0):
+    self.mesh = mesh
+    n_dev = mesh.devices.size
+    self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items), n_dev)
+    self.splits = {w: eval_split(data, max_len, w) for w in ("valid", "test")}
+    score = lambda params, ids: model.apply({"params": params}, ids, method=model.score)
+    self.rank_fn = ranking.make_rank_fn(score)
+
+  def ranks(self, params, which: str, progress: bool = False) -> np.ndarray:
+    put = lambda arrays: sharding.put_batch(self.mesh, arrays)
+    return ranking.evaluate_ranks(self.rank_fn, params, self.splits[which], self.chunk, progress,
+                                  desc=which, put=put)
+
+
+def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
+                       model_cfg: Any = None, **model_overrides) -> dict:
+  """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  model, model_cfg = registry.build(backbone, data.num_items, model_cfg, **model_overrides)
+  mesh = sharding.data_mesh()
+  n_dev = mesh.devices.size
+  if train_cfg.batch_size % n_dev:
+    raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {n_dev} devices")
+
+  samples = train_samples(data, model_cfg.max_len)
+  pipe_cfg = PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers)
+  data_iter = TrainIterator(samples, pipe_cfg)
+  n_steps = steps_per_epoch(samples, pipe_cfg)
+  evaluator = Evaluator(model, data, model_cfg.max_len, mesh, train_cfg.eval_chunk)
+
+  tx = adam(train_cfg.lr, train_cfg.weight_decay)
+  sample_batch = {"input_ids": samples.inputs[:1]}
+  repl = sharding.replicated(mesh)
+  state = jax.device_put(init_state(model, tx, sample_batch, train_cfg.seed), repl)
+  step_fn = jax.jit(make_train_step(model, tx),
+                    in_shardings=(repl, sharding.batch_sharded(mesh), repl),
+                    out_shardings=(repl, repl), donate_argnums=0)
+  rng = jax.random.key(train_cfg.seed + 1)
+
+  ckpts = checkpoint.Checkpoints(workdir)
+  loop = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "done": False,
+          "best_valid": {}, "epoch_seconds": [], "valid_seconds": []}
+  latest = ckpts.latest()
+  if latest is not None:
+    state, loop = ckpts.restore(latest, state)
+    data_iter.set_state(loop["data"])
+    log.info("resumed from %s at epoch %d", ckpts.dir, loop["epoch"])
+
+  log_path = workdir / "log.csv"
+  _truncate_log(log_path, loop["epoch"])
+  new_log = not log_path.exists()
+  with open(log_path, "a", newline="") as log_file:
+    csv_log = csv.writer(log_file)
+    if new_log:
+      csv_log.writerow(["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())])
+    while not loop["done"] and loop["epoch"] < train_cfg.epochs:
+      epoch = loop["epoch"]
+      data_iter.start_epoch(epoch)
+      t0 = time.perf_counter()
+      losses = []
+      bar = tqdm(data_iter, total=n_steps, desc=f"epoch {epoch + 1}", unit="step",
+                 disable=not train_cfg.progress, leave=False)
+      for batch in bar:
+        state, metrics = step_fn(state, sharding.put_batch(mesh, batch), rng)
+        losses.append(metrics["loss"])
+        if len(losses) % 50 == 0:
+          bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
+      loss = float(np.mean(jax.device_get(losses)))
+      train_s = time.perf_counter() - t0
+      t1 = time.perf_counter()
+      valid = ranking.metrics_from_ranks(evaluator.ranks(state.params, "valid"))
+      valid_s = time.perf_counter() - t1
+      loop["epoch_seconds"].append(train_s)
+      loop["valid_seconds"].append(valid_s)
+      score = valid[train_cfg.metric]
+      if score > loop["best"]:
+        loop.update(best=score, best_epoch=epoch, bad_epochs=0, best_valid=valid)
+        checkpoint.save_params(workdir / "best_params", state.params)
+      else:
+        loop["bad_epochs"] += 1
+        loop["done"] = loop["bad_epochs"] >= train_cfg.patience
+      log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs + %.1fs", epoch + 1, loss,
+                   train_cfg.metric, score, loop["best"], loop["best_epoch"] + 1, train_s, valid_s)
+      csv_log.writerow([epoch + 1, int(state.step), f"{loss:.6f}", f"{train_s:.3f}",
+                    *(f"{valid[k]:.6f}" for k in _metric_names())])
+      log_file.flush()
+      loop["epoch"] = epoch + 1
+      data_iter.start_epoch(epoch + 1)
+      loop["data"] = data_iter.get_state()
+      ckpts.save(epoch + 1, state, loop)
+  ckpts.close()
+
+  best = checkpoint.load_params(workdir / "best_params", state.params)
+  best = jax.device_put(best, repl)
+  test_ranks = evaluator.ranks(best, "test")
+  np.save(workdir / "test_ranks.npy", test_ranks)
+  result = {
+      "data": data.name,
+      "synthetic": bool(data.synthetic),
+      "backbone": backbone,
+      "model_config": dataclasses.asdict(model_cfg),
+      "train_config": dataclasses.asdict(train_cfg),
+      "num_users": data.num_users,
+      "num_items": data.num_items,
+      "train_samples": len(samples),
+      "devices": n_dev,
+      "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
+      "valid": loop["best_valid"],
+      "test": ranking.metrics_from_ranks(test_ranks),
+      "epochs": loop["epoch"],
+      "best_epoch": loop["best_epoch"] + 1,
+      "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
+      "seconds_per_validation": float(np.mean(loop["valid_seconds"])) if loop["valid_seconds"] else None,
+  }
+  (workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+  return result
+
+
+def _truncate_log(path: Path, epochs_done: int) -> None:
+  """Drops log rows of epochs after the restored checkpoint (a killed run may have logged them)."""
+  if not path.exists():
+    return
+  with open(path, newline="") as f:
+    rows = list(csv.reader(f))
+  kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= epochs_done]
+  if len(kept) != len(rows):
+    with open(path, "w", newline="") as f:
+      csv.writer(f).writerows(kept)
+
+
+def _metric_names():
+  return [f"{m}@{k}" for k in ranking.KS for m in ("HR", "NDCG")]

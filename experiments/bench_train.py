@@ -1,0 +1,30 @@
+"""Prints JSON: seconds per training epoch and per full validation pass, and peak RSS.
+
+  python experiments/bench_train.py --backbone=sasrec --data=beauty --data_dir=../shared/data/amazon2014/beauty
+"""
+
+import json
+
+from absl import app, flags
+
+from aser_jax.cli import setup_logging
+from aser_jax.data.presets import load_sequences
+from aser_jax.train.bench import bench_train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("backbone", "sasrec", "Registered backbone name.")
+flags.DEFINE_string("data", "synthetic", "Preset, sequence file, or 'synthetic'.")
+flags.DEFINE_string("data_dir", None, "Folder holding the preset's file.")
+flags.DEFINE_integer("steps", 0, "Timed train steps (0: one whole epoch).")
+flags.DEFINE_integer("batch_size", 256, "Training batch size.")
+
+
+def main(argv):
+  del argv
+  setup_logging()
+  data = load_sequences(FLAGS.data, FLAGS.data_dir)
+  print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size), indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,87 @@
+"""End-to-end training: metrics.json, resume after SIGKILL, and 1 vs 4 devices agreeing."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+BIN = [sys.executable, str(REPO / "experiments" / "train_recommender.py")]
+ARGS = ["--hidden=16", "--batch_size=64", "--patience=100", "--progress=false", "--seed=7"]
+
+
+def _run(data, workdir, epochs, env=None, check=True):
+  cmd = BIN + [f"--data={data}", f"--workdir={workdir}", f"--epochs={epochs}"] + ARGS
+  return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check)
+
+
+def _metrics(workdir):
+  return json.loads((workdir / "metrics.json").read_text())
+
+
+def _log(workdir):
+  with open(workdir / "log.csv") as f:
+    return list(csv.DictReader(f))
+
+
+def test_training_learns_and_writes_outputs(tiny_data_file, tmp_path):
+  wd = tmp_path / "run"
+  out = _run(tiny_data_file, wd, epochs=6)
+  m = _metrics(wd)
+  assert set(m["test"]) == {f"{a}@{k}" for a in ("HR", "NDCG") for k in (5, 10, 20)}
+  assert m["epochs"] == 6 and m["seconds_per_epoch"] > 0 and m["synthetic"] is False
+  log = _log(wd)
+  assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4, 5, 6]
+  assert float(log[-1]["loss"]) < float(log[0]["loss"])
+  # 80 items, 10 of them excluded as history on average: a random ranking gives HR@10 about 1/7
+  assert m["test"]["HR@10"] > 0.3, m["test"]
+  assert (wd / "best_params").is_dir() and np.load(wd / "test_ranks.npy").shape == (240,)
+  assert '"test"' in out.stdout
+
+
+def test_kill_and_resume_gives_the_same_result(tiny_data_file, tmp_path):
+  straight = tmp_path / "straight"
+  _run(tiny_data_file, straight, epochs=4)
+
+  resumed = tmp_path / "resumed"
+  cmd = BIN + [f"--data={tiny_data_file}", f"--workdir={resumed}", "--epochs=4"] + ARGS
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while not (resumed / "checkpoints" / "2").exists():
+    assert proc.poll() is None, "run ended before it could be killed"
+    assert time.time() < deadline
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (resumed / "metrics.json").exists()
+  _run(tiny_data_file, resumed, epochs=4)
+  a, b = _metrics(straight), _metrics(resumed)
+  assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["best_epoch"] == b["best_epoch"]
+  assert [r["loss"] for r in _log(straight)] == [r["loss"] for r in _log(resumed)]
+
+
+def test_one_and_four_devices_agree(tiny_data_file, tmp_path):
+  one, four = tmp_path / "one", tmp_path / "four"
+  _run(tiny_data_file, one, epochs=2, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+  _run(tiny_data_file, four, epochs=2, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  a, b = _metrics(one), _metrics(four)
+  assert (a["devices"], b["devices"]) == (1, 4)
+  np.testing.assert_allclose([float(r["loss"]) for r in _log(one)], [float(r["loss"]) for r in _log(four)],
+                             rtol=1e-5)
+  for split in ("valid", "test"):
+    for k, v in a[split].items():
+      assert b[split][k] == pytest.approx(v, abs=1e-9), (split, k)
+
+
+def test_bad_backbone_and_bad_data_fail_clearly(tmp_path):
+  bad = tmp_path / "bad.txt"
+  bad.write_text("1 1 2 3\n2 5 oops 7\n")
+  out = _run(bad, tmp_path / "w", epochs=1, check=False)
+  assert out.returncode != 0 and "bad.txt:2 [item 2]: expected an integer id, got 'oops'" in out.stderr
