@@ -65,3 +65,10 @@ def test_chunk_size_does_not_change_ranks():
 def test_padding_item_is_never_ranked_even_with_top_score():
   scores = jnp.array([[100.0, 1.0, 2.0]])
   assert int(ranks_from_scores(scores, jnp.array([2]), jnp.zeros((1, 1), jnp.int32))[0]) == 1
+
+
+def test_duplicate_history_entries_are_removed_once():
+  scores = jnp.array([[0.0, 0.9, 0.8, 0.5, 0.1]])
+  # item 1 appears three times in the history, 2 twice: each is excluded exactly once
+  r = ranks_from_scores(scores, jnp.array([3]), jnp.array([[1, 1, 2, 1, 2, 0]]))
+  assert int(r[0]) == 1

@@ -23,14 +23,24 @@ ScoreFn = Callable[[jax.Array], jax.Array]  # input_ids [B, L] -> scores [B, I +
 
 
 def ranks_from_scores(scores_BxN: jax.Array, target_B: jax.Array, history_BxH: jax.Array) -> jax.Array:
-  """1-based pessimistic rank of each target among all items but padding and history."""
+  """1-based pessimistic rank of each target among all items but padding and history.
+
+  Counts over the whole row, then removes the padding item and each distinct history item
+  (other than the target) from the counts: no masked copy of the score matrix is made.
+  """
   b = jnp.arange(scores_BxN.shape[0])
   t_B = scores_BxN[b, target_B]
-  masked = scores_BxN.at[b[:, None], history_BxH].set(-jnp.inf)  # history 0-padding masks item 0 too
-  masked = masked.at[:, 0].set(-jnp.inf)
-  masked = masked.at[b, target_B].set(t_B)
-  greater = jnp.sum(masked > t_B[:, None], axis=1)
-  equal = jnp.sum(masked == t_B[:, None], axis=1)  # counts the target itself once
+  greater = jnp.sum(scores_BxN > t_B[:, None], axis=1)
+  equal = jnp.sum(scores_BxN == t_B[:, None], axis=1)  # counts the target itself once
+  hist = jnp.sort(history_BxH, axis=1)
+  first = jnp.concatenate([jnp.ones_like(hist[:, :1], bool), hist[:, 1:] != hist[:, :-1]], axis=1)
+  drop = first & (hist > 0) & (hist != target_B[:, None])
+  h_scores = jnp.take_along_axis(scores_BxN, hist, axis=1)
+  greater -= jnp.sum(drop & (h_scores > t_B[:, None]), axis=1)
+  equal -= jnp.sum(drop & (h_scores == t_B[:, None]), axis=1)
+  pad = scores_BxN[:, 0]
+  greater -= (pad > t_B).astype(greater.dtype)
+  equal -= (pad == t_B).astype(equal.dtype)
   return (greater + equal).astype(jnp.int32)
 
 
@@ -45,7 +55,7 @@ def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, float]:
   return out
 
 
-def default_chunk(num_items: int, budget_bytes: int = 256 << 20) -> int:
+def default_chunk(num_items: int, budget_bytes: int = 64 << 20) -> int:
   """Users per chunk so one chunk's float32 score matrix stays within `budget_bytes`."""
   return int(max(8, min(4096, budget_bytes // (4 * (num_items + 1)))))
 

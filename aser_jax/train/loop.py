@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
 from aser_jax.data.sequences import SequenceData
-from aser_jax.data.splits import eval_split, train_samples
+from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_sequences
 from aser_jax.eval import ranking
 from aser_jax.models import registry
 from aser_jax.train import checkpoint, sharding
@@ -40,7 +40,7 @@ class TrainConfig:
   metric: str = "NDCG@10"  # validation metric for early stopping and the best checkpoint
   seed: int = 0
   weight_decay: float = 0.0
-  eval_chunk: int = 0  # users per evaluation chunk; 0 picks one from a 256 MB budget
+  eval_chunk: int = 0  # users per evaluation chunk; 0 picks one from a 64 MB score budget
   data_workers: int = 0
   progress: bool = True
 
@@ -68,6 +68,17 @@ class Evaluator:
                                   desc=which, put=put)
 
 
+def training_samples(model, data: SequenceData) -> TrainSamples:
+  """The module's training samples: its class attribute `sample_mode` is "prefix" (default,
+  prefix augmentation) or "sequence" (whole training sequences, e.g. BERT4Rec's masking)."""
+  mode = getattr(type(model), "sample_mode", "prefix")
+  if mode == "sequence":
+    return train_sequences(data, model.cfg.max_len, getattr(model.cfg, "repeats", 1))
+  if mode == "prefix":
+    return train_samples(data, model.cfg.max_len)
+  raise ValueError(f"unknown sample_mode {mode!r} of {type(model).__name__}")
+
+
 def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
                        model_cfg: Any = None, **model_overrides) -> dict:
   """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict."""
@@ -79,7 +90,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   if train_cfg.batch_size % n_dev:
     raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {n_dev} devices")
 
-  samples = train_samples(data, model_cfg.max_len)
+  samples = training_samples(model, data)
   pipe_cfg = PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers)
   data_iter = TrainIterator(samples, pipe_cfg)
   n_steps = steps_per_epoch(samples, pipe_cfg)
