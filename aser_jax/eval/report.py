@@ -1,0 +1,65 @@
+"""Tables and figures of Base vs Sens results, in the layout of the ASER paper's table 6."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from aser_jax.eval.significance import paired_comparison
+
+METRICS = ("HR@10", "NDCG@10")
+
+
+def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
+  """Writes `table6.md`, `table6.csv` and `table6.png` from per-seed test metrics.
+
+  `results[(domain, backbone)] = {"base": [metrics per seed], "sens": [metrics per seed]}`,
+  each entry a dict like metrics.json's "test". A pair without Sens runs gets its Base row only.
+  Returns the Markdown path.
+  """
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  header = ["domain", "backbone", "variant", *metrics]
+  rows, md = [], ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for (domain, backbone), runs in results.items():
+    base = {m: [r[m] for r in runs["base"]] for m in metrics}
+    md_base = [f"{np.mean(base[m]):.4f}" for m in metrics]
+    md.append(f"| {domain} | {backbone} | Base (n={len(runs['base'])}) | " + " | ".join(md_base) + " |")
+    rows.append([domain, backbone, "Base", *md_base])
+    if runs.get("sens"):
+      cells = []
+      for m in metrics:
+        c = paired_comparison(base[m], [r[m] for r in runs["sens"]])
+        cells.append(f"{c.sens_mean:.4f}{c.mark()} ({c.gain:+.1%})")
+      md.append(f"| {domain} | {backbone} | Sens (n={len(runs['sens'])}) | " + " | ".join(cells) + " |")
+      rows.append([domain, backbone, "Sens", *cells])
+  md.append("\nMeans over seeds; * = paired two-sided t-test over seeds, p < 0.05; gains relative to Base.")
+  (out / "table6.md").write_text("\n".join(md) + "\n")
+  with open(out / "table6.csv", "w", newline="") as f:
+    csv.writer(f).writerows([header, *rows])
+  _bars(results, metrics, out / "table6.png")
+  return out / "table6.md"
+
+
+def _bars(results: dict, metrics, path: Path) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  keys = list(results)
+  fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+  x = np.arange(len(keys))
+  for ax, m in zip(axes[0], metrics):
+    base = [np.mean([r[m] for r in results[k]["base"]]) for k in keys]
+    sens = [np.mean([r[m] for r in results[k]["sens"]]) if results[k].get("sens") else np.nan for k in keys]
+    ax.bar(x - 0.2, base, 0.4, label="Base")
+    ax.bar(x + 0.2, sens, 0.4, label="Sens")
+    ax.set_xticks(x, [f"{d}\n{b}" for d, b in keys], fontsize=8)
+    ax.set_title(m)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

@@ -1,0 +1,51 @@
+"""Base-vs-Sens comparisons over seeds: relative gain and the paired two-sided t-test (ASER_SPEC §6)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  base_mean: float
+  sens_mean: float
+  gain: float  # relative: (sens - base) / base
+  t: float
+  p: float  # two-sided; nan with fewer than two seeds or zero variance of the differences
+
+  def mark(self, alpha: float = 0.05) -> str:
+    """'*' when Sens differs from Base at level `alpha`."""
+    return "*" if np.isfinite(self.p) and self.p < alpha else ""
+
+
+def paired_comparison(base: list[float], sens: list[float]) -> Comparison:
+  """Pairs seed k of Base with seed k of Sens."""
+  b, s = np.asarray(base, np.float64), np.asarray(sens, np.float64)
+  if b.shape != s.shape or b.size == 0:
+    raise ValueError(f"need the same non-zero number of Base and Sens seeds, got {b.size} and {s.size}")
+  gain = (s.mean() - b.mean()) / b.mean() if b.mean() else float("nan")
+  d = s - b
+  if b.size < 2 or np.allclose(d, d[0]):
+    t, p = float("nan"), float("nan")
+  else:
+    t, p = stats.ttest_rel(s, b)
+  return Comparison(float(b.mean()), float(s.mean()), float(gain), float(t), float(p))
+
+
+def cold_start_buckets(ranks: np.ndarray, target_counts: np.ndarray, k: int = 10,
+                       edges=((1, 5), (6, 10), (11, 20))) -> dict[str, dict[str, float]]:
+  """HR@k and NDCG@k of test users grouped by their target's training frequency."""
+  ranks = np.asarray(ranks, np.float64)
+  out = {}
+  for lo, hi in edges:
+    sel = (target_counts >= lo) & (target_counts <= hi)
+    hit = ranks[sel] <= k
+    out[f"{lo}-{hi}"] = {
+        "users": int(sel.sum()),
+        f"HR@{k}": float(hit.mean()) if sel.any() else float("nan"),
+        f"NDCG@{k}": float(np.where(hit, 1 / np.log2(ranks[sel] + 1), 0).mean()) if sel.any() else float("nan"),
+    }
+  return out

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from aser_jax.eval.report import table6
+from aser_jax.eval.significance import cold_start_buckets, paired_comparison
+
+
+def test_paired_t_test_by_hand():
+  base, sens = [0.10, 0.12, 0.11], [0.12, 0.13, 0.125]
+  c = paired_comparison(base, sens)
+  d = np.array(sens) - np.array(base)
+  t = d.mean() / (d.std(ddof=1) / np.sqrt(3))
+  assert c.t == pytest.approx(t)
+  assert c.p == pytest.approx(2 * stats.t.sf(abs(t), df=2))
+  assert c.gain == pytest.approx((np.mean(sens) - np.mean(base)) / np.mean(base))
+
+
+def test_single_seed_has_no_p_value_and_no_mark():
+  c = paired_comparison([0.1], [0.2])
+  assert np.isnan(c.p) and c.mark() == ""
+  with pytest.raises(ValueError):
+    paired_comparison([0.1, 0.2], [0.1])
+
+
+def test_cold_start_buckets_by_hand():
+  ranks = np.array([1, 20, 3, 11, 2, 50])
+  counts = np.array([1, 5, 7, 10, 15, 30])
+  b = cold_start_buckets(ranks, counts)
+  assert b["1-5"] == {"users": 2, "HR@10": 0.5, "NDCG@10": pytest.approx(0.5)}
+  assert b["6-10"]["users"] == 2 and b["6-10"]["HR@10"] == 0.5
+  assert b["11-20"]["NDCG@10"] == pytest.approx(1 / np.log2(3))
+
+
+def test_table6_files(tmp_path):
+  runs = {("beauty", "sasrec"): {"base": [{"HR@10": 0.05, "NDCG@10": 0.03}] * 2,
+                                 "sens": [{"HR@10": 0.06, "NDCG@10": 0.031}, {"HR@10": 0.061, "NDCG@10": 0.033}]},
+          ("grocery", "sasrec"): {"base": [{"HR@10": 0.07, "NDCG@10": 0.04}]}}
+  md = table6(runs, tmp_path).read_text()
+  assert "| beauty | sasrec | Sens (n=2) | 0.0605" in md and "+21.0%" in md
+  assert "| grocery | sasrec | Base (n=1) | 0.0700 | 0.0400 |" in md and md.count("Sens") == 1
+  assert (tmp_path / "table6.png").stat().st_size > 1000
+  assert (tmp_path / "table6.csv").read_text().count("\n") == 4
