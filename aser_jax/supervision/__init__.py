@@ -1,0 +1,1 @@
+"""Stage 2: teacher records -> per-facet supervision (ASER_SPEC §2)."""
