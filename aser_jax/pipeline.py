@@ -1,39 +1,100 @@
-"""The main job: every stage that exists so far, on the embedded synthetic default or on real data.
+"""The main job: teacher -> bank -> Base vs Sens, on the embedded synthetic default or on real data.
 
-Today that is the recommender stage: each requested backbone is trained and tested (Base),
-and a Markdown table of the test metrics is written. The teacher, student, bank and Sens
-stages join this function as they land.
+Stages, each resumable inside `workdir` (a finished stage is skipped on re-run):
+1. `teacher/`: the teacher (lexicon by default) annotates every item text (sharded JSONL).
+2. `bank/`: the canonical-target bank of ASER_SPEC §2 from the kept records, embedded with the
+   frozen MiniLM target encoder (the trained student of §3 replaces this step when it lands).
+3. `runs/`: each backbone trained and tested per seed, without (Base) and with the bank (Sens).
+4. `report/`: table 6 (Markdown, CSV, PNG) with relative gains and paired t-tests.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from aser_jax.eval.ranking import KS
-from aser_jax.train.run import run_recommender
+from aser_jax.data.presets import load_sequences
+from aser_jax.data.synthetic import SYNTHETIC_NAME, synthetic_dataset
+
+log = logging.getLogger("aser_jax")
+
+
+def item_texts(data: str, data_dir: str | None) -> list:
+  """Item texts of the recommendation catalogue as teacher inputs (item ids are sequence ids)."""
+  from aser_jax.teacher import text as text_lib
+
+  if data == SYNTHETIC_NAME:
+    _, table = synthetic_dataset()
+    out = []
+    for i, row in table.rows.items():
+      out.append(text_lib.TextExample(str(i), "title", table.text(i, ("title", "categories"))))
+      out.append(text_lib.TextExample(str(i), "description", row["description"]))
+    return out
+  if data not in text_lib.PRESETS or data_dir is None:
+    return []
+  rel = Path(text_lib.PRESETS[data].relpath)
+  base = Path(data_dir)
+  for root in (base, base.parent, base.parent.parent):  # data_dir may be the data root or a domain folder
+    if (root / rel).exists():
+      return list(text_lib.read_preset(data, root))
+  return []
+
+
+def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items: int, backend: str = "lexicon",
+                       progress: bool = True):
+  """Stages 1-2; returns the bank path, or None when the catalogue has no item text here."""
+  from aser_jax.bank.io import export_npz, load_bank, save_bank
+  from aser_jax.bank.teacher_bank import teacher_bank
+  from aser_jax.models.encoders import embed_texts
+  from aser_jax.teacher.backends import make_teacher
+  from aser_jax.teacher.extract import ExtractConfig, read_shards, run_extraction
+
+  bank_dir = workdir / "bank"
+  if (bank_dir / "bank.npz").exists():
+    load_bank(bank_dir / "bank.npz")  # validates
+    return bank_dir / "bank.npz"
+  examples = item_texts(data, data_dir)
+  if not examples:
+    log.info("no item text for %s here: Sens rows are skipped", data)
+    return None
+  run_extraction(examples, make_teacher(backend), workdir / "teacher", ExtractConfig(), data_name=data,
+                 progress=progress)
+  rows = read_shards(workdir / "teacher")
+  bank, stats = teacher_bank(rows, num_items, embed_texts)
+  bank_dir.mkdir(parents=True, exist_ok=True)
+  meta = {"kind": "canonical-target bank (ASER_SPEC §2)", "teacher": backend, "encoder": "all-minilm-l6-v2",
+          "data": data}
+  save_bank(bank_dir / "orbax", bank, meta)
+  export_npz(bank_dir / "bank.npz", bank, meta)
+  (bank_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+  log.info("bank: %d of %d items have an active facet; coverage %s", stats["items_with_active_facet"],
+           num_items, {k: round(v, 3) for k, v in stats["coverage"].items()})
+  return bank_dir / "bank.npz"
 
 
 def run_pipeline(*, workdir: str, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
-                 train_overrides: dict | None = None) -> Path:
-  """Runs Base for every (backbone, seed); returns the path of the Markdown table."""
+                 train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True) -> Path:
+  """Runs every stage; returns the path of the Markdown table."""
+  from aser_jax.eval.report import table6
+  from aser_jax.train.run import run_recommender
+
   out = Path(workdir)
-  rows = []
+  seqs = load_sequences(data, data_dir)
+  bank_path = (build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
+                                  (train_overrides or {}).get("progress", True)) if sens else None)
+  results = {}
   for backbone in backbones:
-    results = [run_recommender(backbone=backbone, data=data, data_dir=data_dir,
-                               workdir=str(out / f"{backbone}_seed{seed}"),
-                               train_overrides={"seed": seed, **(train_overrides or {})})
-               for seed in seeds]
-    mean = {k: sum(r["test"][k] for r in results) / len(results) for k in results[0]["test"]}
-    rows.append((backbone, results[0]["data"], results[0]["synthetic"], mean))
-  cols = [f"{m}@{k}" for k in KS for m in ("HR", "NDCG")]
-  lines = ["| backbone | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-  for backbone, name, synthetic, mean in rows:
-    label = f"{name} (SYNTHETIC)" if synthetic else name
-    lines.append(f"| {backbone} Base | {label} | " + " | ".join(f"{mean[c]:.4f}" for c in cols) + " |")
-  note = (f"\nMean of seeds {seeds}; full ranking, leave-one-out, pessimistic ties.\n")
-  table = out / "table.md"
-  table.write_text("\n".join(lines) + "\n" + note)
-  (out / "table.json").write_text(json.dumps([{"backbone": b, "data": n, "synthetic": s, "test": m}
-                                              for b, n, s, m in rows], indent=2) + "\n")
-  return table
+    runs = {"base": [], "sens": []}
+    for seed in seeds:
+      for variant, bank in (("base", None), ("sens", bank_path)):
+        if variant == "sens" and bank is None:
+          continue
+        r = run_recommender(backbone=backbone, data=data, data_dir=data_dir,
+                            workdir=str(out / "runs" / f"{backbone}_{variant}_seed{seed}"),
+                            train_overrides={"seed": seed, **(train_overrides or {})},
+                            sensory_bank=str(bank) if bank else None)
+        runs[variant].append(r["test"])
+    label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
+    results[(label, backbone)] = runs
+  return table6(results, out / "report")

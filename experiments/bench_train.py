@@ -10,6 +10,7 @@ from absl import app, flags
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import load_sequences
 from aser_jax.train.bench import bench_train
+from aser_jax.train.run import resolve_side
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "sasrec", "Registered backbone name.")
@@ -17,13 +18,15 @@ flags.DEFINE_string("data", "synthetic", "Preset, sequence file, or 'synthetic'.
 flags.DEFINE_string("data_dir", None, "Folder holding the preset's file.")
 flags.DEFINE_integer("steps", 0, "Timed train steps (0: one whole epoch).")
 flags.DEFINE_integer("batch_size", 256, "Training batch size.")
+flags.DEFINE_string("side_file", None, "Side information for backbones that use it (default: found beside the data).")
 
 
 def main(argv):
   del argv
   setup_logging()
   data = load_sequences(FLAGS.data, FLAGS.data_dir)
-  print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size), indent=2))
+  side = resolve_side(FLAGS.backbone, FLAGS.data, FLAGS.data_dir, data.num_items, FLAGS.side_file)
+  print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size, side=side), indent=2))
 
 
 if __name__ == "__main__":

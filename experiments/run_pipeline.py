@@ -1,4 +1,4 @@
-"""The README's main job: the whole pipeline that exists so far, on the synthetic default or real data.
+"""The README's main job: teacher -> bank -> Base vs Sens table, on the synthetic default or real data.
 
   python experiments/run_pipeline.py                       # embedded synthetic catalogue
   python experiments/run_pipeline.py --data=beauty --data_dir=../shared/data/amazon2014/beauty
@@ -17,6 +17,8 @@ flags.DEFINE_list("backbones", ["sasrec"], "Backbones to train.")
 flags.DEFINE_list("seeds", ["0"], "Seeds; the table reports their mean.")
 flags.DEFINE_integer("epochs", None, "Maximum epochs per run (default: 200 with early stopping on real data, "
                      "20 on the synthetic default).")
+flags.DEFINE_string("teacher", "lexicon", "Teacher backend for stage 1 (lexicon needs no model).")
+flags.DEFINE_bool("sens", True, "Also build the bank and train the Sens variant of every backbone.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
@@ -31,7 +33,8 @@ def main(argv):
   if epochs is not None:
     train["epochs"] = epochs
   table = run_pipeline(workdir=FLAGS.workdir, data=data, data_dir=FLAGS.data_dir, backbones=FLAGS.backbones,
-                       seeds=[int(s) for s in FLAGS.seeds], train_overrides=train)
+                       seeds=[int(s) for s in FLAGS.seeds], train_overrides=train, teacher=FLAGS.teacher,
+                       sens=FLAGS.sens)
   print(table.read_text())
 
 

@@ -30,7 +30,11 @@ flags.DEFINE_float("lr", None, "Learning rate (default: the paper setting of the
 flags.DEFINE_integer("max_len", None, "Maximum sequence length L (default 50).")
 flags.DEFINE_integer("hidden", None, "Hidden size (default 64).")
 flags.DEFINE_integer("data_workers", None, "Grain worker processes for batching (default 0: in-process).")
+flags.DEFINE_string("side_file", None, "Item side information for backbones that use it (DIFF): an S3-Rec "
+                    "item2attributes json or an item-text table. Default: <Name>_item2attributes*.json(.gz) "
+                    "beside the sequence file.")
 flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=heads=1.")
+flags.DEFINE_string("sensory_bank", None, "Item facet bank (Orbax folder or .npz) to fuse into the item table.")
 flags.DEFINE_bool("paper_settings", True, "Apply the paper's settings for (backbone, dataset) first.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_bool("verbose", False, "Also show INFO logs of JAX and Orbax.")
@@ -53,7 +57,8 @@ def main(argv):
     raise app.UsageError("--data_dir needs --data (a preset name or a file name inside it)")
   result = run_recommender(backbone=FLAGS.backbone, data=data, data_dir=FLAGS.data_dir, workdir=FLAGS.workdir,
                            use_paper_settings=FLAGS.paper_settings, model_overrides=model_kw,
-                           train_overrides=train_kw)
+                           train_overrides=train_kw, side_file=FLAGS.side_file,
+                           sensory_bank=FLAGS.sensory_bank)
   print(json.dumps({"data": result["data"], "synthetic": result["synthetic"], "backbone": result["backbone"],
                     "test": result["test"], "epochs": result["epochs"],
                     "seconds_per_epoch": result["seconds_per_epoch"]}, indent=2))

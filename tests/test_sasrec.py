@@ -53,14 +53,14 @@ def test_sasrec_matches_numpy(model_and_params):
   model, cfg, ids, params = model_and_params
   p = jax.tree.map(np.asarray, params)
   ids_np = np.asarray(ids)
-  x = p["item_emb"]["embedding"][ids_np] + p["pos_emb"]["embedding"][None, : ids.shape[1]]
+  x = p["items"]["id_emb"]["embedding"][ids_np] + p["pos_emb"]["embedding"][None, : ids.shape[1]]
   x = _ln(x, p["emb_ln"])
   for i in range(cfg.layers):
     x = _np_block(x, ids_np, p[f"block_{i}"], cfg.heads)
   ours = np.asarray(model.apply({"params": params}, ids, False, method=model.hidden))
   np.testing.assert_allclose(ours, x, atol=2e-5)
   scores = np.asarray(model.apply({"params": params}, ids, method=model.score))
-  np.testing.assert_allclose(scores, x[:, -1] @ p["item_emb"]["embedding"].T, atol=2e-5)
+  np.testing.assert_allclose(scores, x[:, -1] @ p["items"]["id_emb"]["embedding"].T, atol=2e-5)
 
 
 def test_last_only_equals_full_computation(model_and_params):
@@ -86,7 +86,7 @@ def test_bce_loss_matches_hand_formula(model_and_params):
   batch = {"input_ids": ids, "target": jnp.array([7, 8, 10]), "weight": jnp.ones(3), "negative": neg}
   loss = model.apply({"params": params}, batch, False, method=model.loss)
   u = np.asarray(model.apply({"params": params}, ids, method=model.encode))
-  E = np.asarray(params["item_emb"]["embedding"])
+  E = np.asarray(params["items"]["id_emb"]["embedding"])
   pos_l, neg_l = (u * E[np.asarray(batch["target"])]).sum(-1), (u * E[np.asarray(neg)]).sum(-1)
   want = -np.log(1 / (1 + np.exp(-pos_l))) - np.log(1 - 1 / (1 + np.exp(-neg_l)))
   np.testing.assert_allclose(np.asarray(loss), want, rtol=1e-5)

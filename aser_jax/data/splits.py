@@ -60,6 +60,17 @@ def train_samples(data: SequenceData, max_len: int) -> TrainSamples:
                       np.asarray(users, np.int32))
 
 
+def train_sequences(data: SequenceData, max_len: int, repeats: int = 1) -> TrainSamples:
+  """Whole training sequences for masked-item models: per user the last `max_len` items of
+  `s[:-2]`, left-padded (target = its newest item), listed `repeats` times; users without a
+  training item are skipped."""
+  rows = [(u, seq[:-2]) for u, seq in enumerate(data.sequences) if len(seq) > 2]
+  inputs = np.stack([left_pad(s, max_len) for _, s in rows]).astype(np.int32)
+  targets = np.asarray([s[-1] for _, s in rows], np.int32)
+  users = np.asarray([u for u, _ in rows], np.int32)
+  return TrainSamples(np.tile(inputs, (repeats, 1)), np.tile(targets, repeats), np.tile(users, repeats))
+
+
 def eval_split(data: SequenceData, max_len: int, which: str) -> EvalSplit:
   """`which='valid'`: input `s[:-2]`, target `s[-2]`; `which='test'`: input `s[:-1]`, target `s[-1]`."""
   if which not in ("valid", "test"):

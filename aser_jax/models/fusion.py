@@ -36,6 +36,23 @@ def bank_constants(bank: Bank) -> dict[str, np.ndarray]:
   return {"beta": beta.astype(np.float32), "k_bar": k_bar.astype(np.float32)}
 
 
+def bank_variables(model, sample_ids, bank: Bank) -> dict:
+  """The `{"bank": ...}` variables for `model`: its bank slots (found by tracing `init`, at no
+  compute cost) filled with `bank_constants(bank)`, whatever module path the fusion lives at."""
+  consts = bank_constants(bank)
+  shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, sample_ids, method=model.score))
+  if BANK not in shapes:
+    raise ValueError("this model has no sensory fusion (was it built with bank_dim > 0?)")
+
+  def fill(path, leaf):
+    value = consts[path[-1].key]
+    if value.shape != leaf.shape:
+      raise ValueError(f"bank constant {path[-1].key} has shape {value.shape}, the model expects {leaf.shape}")
+    return value
+
+  return {BANK: jax.tree_util.tree_map_with_path(fill, shapes[BANK])}
+
+
 class SensoryFusion(nn.Module):
   """Maps item ids' bank constants to sensory vectors and blends them with ID embeddings."""
 
@@ -70,3 +87,44 @@ class SensoryFusion(nn.Module):
     """`(1 − α) e + α s` for the ID embeddings `e` of `ids` (all items when None)."""
     a = self.alpha()
     return (1.0 - a) * e + a * self.sensory(ids)
+
+
+class ItemTable(nn.Module):
+  """A backbone's item table: ID embeddings, fused with the bank when `cfg.bank_dim > 0`.
+
+  Early fusion returns the fused table, used at the input and (tied) at the output. Late
+  fusion (ablation) keeps the ID table and blends `(1 − α) h_u + α W s_u` into the user
+  state, with `s_u` the mean sensory vector of the history.
+  """
+
+  cfg: object  # layers.BackboneConfig
+  num_items: int
+
+  def setup(self):
+    cfg = self.cfg
+    if cfg.fusion not in ("early", "late"):
+      raise ValueError(f"fusion must be 'early' or 'late', got {cfg.fusion!r}")
+    self.id_emb = nn.Embed(self.num_items + 1, cfg.hidden, embedding_init=nn.initializers.normal(cfg.init_std),
+                           name="id_emb")
+    self.fusion = (SensoryFusion(cfg.hidden, cfg.bank_dim, self.num_items, cfg.rho0, cfg.init_std, name="fusion")
+                   if cfg.bank_dim else None)
+    if self.fusion is not None and cfg.fusion == "late":
+      self.late_proj = nn.Dense(cfg.hidden, use_bias=False, kernel_init=nn.initializers.normal(cfg.init_std),
+                                name="late_proj")
+
+  def table(self) -> jax.Array:
+    """[I+1, D] table for the input lookup and the output scores."""
+    e = self.id_emb.embedding
+    if self.fusion is None or self.cfg.fusion == "late":
+      return e
+    return self.fusion.fuse(e)
+
+  def user_state(self, h_BxD, input_ids_BxL) -> jax.Array:
+    """Applies late fusion to the user state; identity otherwise."""
+    if self.fusion is None or self.cfg.fusion == "early":
+      return h_BxD
+    real = (input_ids_BxL > 0).astype(h_BxD.dtype)
+    s = self.fusion.sensory(input_ids_BxL)
+    s_u = (s * real[..., None]).sum(1) / jnp.maximum(real.sum(1, keepdims=True), 1.0)
+    a = self.fusion.alpha()
+    return (1.0 - a) * h_BxD + a * self.late_proj(s_u)

@@ -28,6 +28,9 @@ class BackboneConfig:
   max_len: int = 50
   init_std: float = 0.02
   ln_eps: float = 1e-12
+  bank_dim: int = 0  # width of the sensory bank's embeddings; 0 = no bank (Base)
+  fusion: str = "early"  # "early": fused item table (ASER_SPEC §5); "late": blend into the user state
+  rho0: float = 0.1  # initial sensory blend α
 
 
 def dense(features: int, cfg: BackboneConfig, name: str | None = None) -> nn.Dense:

@@ -34,8 +34,11 @@ def config_class(name: str) -> type:
   return _REGISTRY[name][1]
 
 
-def build(name: str, num_items: int, config: Any = None, **overrides):
-  """Returns `(module, config)`; `overrides` replace fields of the (default) config."""
+def build(name: str, num_items: int, config: Any = None, side: Any = None, **overrides):
+  """Returns `(module, config)`; `overrides` replace fields of the (default) config.
+
+  `side` (item side information, e.g. DIFF's attributes) goes to modules that declare `needs_side`.
+  """
   cfg_cls = config_class(name)
   cfg = config if config is not None else cfg_cls()
   if overrides:
@@ -43,7 +46,16 @@ def build(name: str, num_items: int, config: Any = None, **overrides):
     if unknown:
       raise KeyError(f"{name} config has no field(s) {sorted(unknown)}")
     cfg = dataclasses.replace(cfg, **overrides)
-  return _REGISTRY[name][0](cfg, num_items), cfg
+  module_cls = _REGISTRY[name][0]
+  if side is not None and needs_side(name):
+    return module_cls(cfg, num_items, side), cfg
+  return module_cls(cfg, num_items), cfg
+
+
+def needs_side(name: str) -> bool:
+  """Whether the backbone is built with item side information (class attribute `needs_side`)."""
+  _import_all()
+  return bool(getattr(_REGISTRY[name][0], "needs_side", False))
 
 
 def _import_all() -> None:

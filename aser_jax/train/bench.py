@@ -11,30 +11,28 @@ import numpy as np
 from aser_jax import configs
 from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
 from aser_jax.data.sequences import SequenceData
-from aser_jax.data.splits import train_samples
 from aser_jax.eval import ranking
 from aser_jax.models import registry
 from aser_jax.train import sharding
-from aser_jax.train.loop import Evaluator, TrainConfig
-from aser_jax.train.state import adam, init_state, make_train_step
+from aser_jax.train.loop import Evaluator, TrainConfig, training_samples
+from aser_jax.train.state import adam, init_state, jit_train_step
 
 
 def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: int = 256,
-                eval_repeats: int = 2) -> dict:
+                eval_repeats: int = 2, side=None) -> dict:
   """Times `steps` train steps (0: one whole epoch) after a compile step, and full validation passes."""
   model_kw, train_kw = configs.paper_settings(backbone, data.name)
-  model, cfg = registry.build(backbone, data.num_items, **model_kw)
+  model, cfg = registry.build(backbone, data.num_items, side=side, **model_kw)
   tcfg = TrainConfig(batch_size=batch_size, **{k: v for k, v in train_kw.items() if k == "lr"})
   mesh = sharding.data_mesh()
-  samples = train_samples(data, cfg.max_len)
+  samples = training_samples(model, data)
   pcfg = PipelineConfig(tcfg.batch_size, 0)
   n_epoch = steps_per_epoch(samples, pcfg)
   n = steps or n_epoch
   tx = adam(tcfg.lr)
   repl = sharding.replicated(mesh)
   state = jax.device_put(init_state(model, tx, {"input_ids": samples.inputs[:1]}, 0), repl)
-  step = jax.jit(make_train_step(model, tx), in_shardings=(repl, sharding.batch_sharded(mesh), repl),
-                 out_shardings=(repl, repl), donate_argnums=0)
+  step = jit_train_step(model, tx, mesh)
   it = iter(TrainIterator(samples, pcfg))
   rng = jax.random.key(0)
   t = time.perf_counter()

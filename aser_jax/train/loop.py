@@ -25,8 +25,9 @@ from aser_jax.data.sequences import SequenceData
 from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_sequences
 from aser_jax.eval import ranking
 from aser_jax.models import registry
+from aser_jax.models.fusion import bank_variables
 from aser_jax.train import checkpoint, sharding
-from aser_jax.train.state import adam, init_state, make_train_step
+from aser_jax.train.state import adam, init_state, jit_train_step
 
 log = logging.getLogger("aser_jax")
 
@@ -54,18 +55,19 @@ def _json_default(o):
 class Evaluator:
   """Jitted full-ranking evaluation of one backbone on the validation and test splits."""
 
-  def __init__(self, model, data: SequenceData, max_len: int, mesh, chunk: int = 0):
+  def __init__(self, model, data: SequenceData, max_len: int, mesh, chunk: int = 0, consts: dict | None = None):
     self.mesh = mesh
     n_dev = mesh.devices.size
     self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items), n_dev)
     self.splits = {w: eval_split(data, max_len, w) for w in ("valid", "test")}
-    score = lambda params, ids: model.apply({"params": params}, ids, method=model.score)
+    self.consts = jax.device_put(consts or {}, sharding.replicated(mesh))
+    score = lambda variables, ids: model.apply(variables, ids, method=model.score)
     self.rank_fn = ranking.make_rank_fn(score)
 
   def ranks(self, params, which: str, progress: bool = False) -> np.ndarray:
     put = lambda arrays: sharding.put_batch(self.mesh, arrays)
-    return ranking.evaluate_ranks(self.rank_fn, params, self.splits[which], self.chunk, progress,
-                                  desc=which, put=put)
+    return ranking.evaluate_ranks(self.rank_fn, {"params": params, **self.consts}, self.splits[which],
+                                  self.chunk, progress, desc=which, put=put)
 
 
 def training_samples(model, data: SequenceData) -> TrainSamples:
@@ -80,11 +82,24 @@ def training_samples(model, data: SequenceData) -> TrainSamples:
 
 
 def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
-                       model_cfg: Any = None, **model_overrides) -> dict:
-  """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict."""
+                       model_cfg: Any = None, side: Any = None, bank: Any = None, **model_overrides) -> dict:
+  """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict.
+
+  `bank`: an item facet bank (`aser_jax.bank.Bank`) to fuse into the item table (Sens); it is
+  passed as frozen constants and never trained or checkpointed.
+
+  `side`: item side information for backbones that need it (see `registry.build`).
+  """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  model, model_cfg = registry.build(backbone, data.num_items, model_cfg, **model_overrides)
+  consts = {}
+  if bank is not None:
+    if bank.num_items != data.num_items:
+      raise ValueError(f"bank has {bank.num_items} items, data has {data.num_items}")
+    model_overrides = {**model_overrides, "bank_dim": int(bank.K.shape[-1])}
+  model, model_cfg = registry.build(backbone, data.num_items, model_cfg, side, **model_overrides)
+  if bank is not None:
+    consts = bank_variables(model, np.zeros((1, model_cfg.max_len), np.int32), bank)
   mesh = sharding.data_mesh()
   n_dev = mesh.devices.size
   if train_cfg.batch_size % n_dev:
@@ -94,15 +109,13 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   pipe_cfg = PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers)
   data_iter = TrainIterator(samples, pipe_cfg)
   n_steps = steps_per_epoch(samples, pipe_cfg)
-  evaluator = Evaluator(model, data, model_cfg.max_len, mesh, train_cfg.eval_chunk)
+  evaluator = Evaluator(model, data, model_cfg.max_len, mesh, train_cfg.eval_chunk, consts)
 
   tx = adam(train_cfg.lr, train_cfg.weight_decay)
   sample_batch = {"input_ids": samples.inputs[:1]}
   repl = sharding.replicated(mesh)
   state = jax.device_put(init_state(model, tx, sample_batch, train_cfg.seed), repl)
-  step_fn = jax.jit(make_train_step(model, tx),
-                    in_shardings=(repl, sharding.batch_sharded(mesh), repl),
-                    out_shardings=(repl, repl), donate_argnums=0)
+  step_fn = jit_train_step(model, tx, mesh, consts)
   rng = jax.random.key(train_cfg.seed + 1)
 
   ckpts = checkpoint.Checkpoints(workdir)
@@ -173,6 +186,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "train_samples": len(samples),
       "devices": n_dev,
       "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
+      "sensory_alpha": _blend_alpha(best),
       "valid": loop["best_valid"],
       "test": ranking.metrics_from_ranks(test_ranks),
       "epochs": loop["epoch"],
@@ -182,6 +196,13 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   }
   (workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
   return result
+
+
+def _blend_alpha(params) -> float | None:
+  """The learned sensory blend α = σ(a) (ASER_SPEC §5), or None for a model without a bank."""
+  found = [v for path, v in jax.tree_util.tree_leaves_with_path(params)
+           if getattr(path[-1], "key", None) == "blend_logit"]
+  return float(jax.nn.sigmoid(found[0])) if found else None
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:

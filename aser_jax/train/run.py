@@ -11,9 +11,11 @@ import logging
 import os
 
 from aser_jax import configs
-from aser_jax.data.presets import PRESETS, load_sequences
+from aser_jax.bank.io import load_bank
+from aser_jax.data.presets import PRESETS, load_sequences, resolve_data_file
 from aser_jax.data.synthetic import SYNTHETIC_NAME
 from aser_jax.models import registry
+from aser_jax.models.backbones.side import find_attribute_file, load_side
 from aser_jax.train.loop import TrainConfig, train_and_evaluate
 
 
@@ -35,10 +37,31 @@ def parse_overrides(pairs: list[str], cfg_cls) -> dict:
   return out
 
 
+def resolve_side(backbone: str, data: str, data_dir: str | None, num_items: int, side_file: str | None = None):
+  """Side information for a backbone that needs it (else None): `side_file`, or the
+  `<Name>_item2attributes*.json(.gz)` beside the sequence file."""
+  if not registry.needs_side(backbone):
+    return None
+  if side_file is None and data != SYNTHETIC_NAME:
+    side_file = find_attribute_file(resolve_data_file(data, data_dir))
+  if side_file is None:
+    raise FileNotFoundError(f"{backbone} needs side information: no <Name>_item2attributes*.json(.gz) beside "
+                            f"the sequence file of {data!r}; pass --side_file")
+  logging.getLogger("aser_jax").info("side information from %s", side_file)
+  return load_side(side_file, num_items)
+
+
 def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: str,
                     use_paper_settings: bool = True, model_overrides: dict | None = None,
-                    train_overrides: dict | None = None) -> dict:
-  """Trains and tests one backbone; explicit overrides win over the paper presets."""
+                    train_overrides: dict | None = None, side_file: str | None = None,
+                    sensory_bank: str | None = None) -> dict:
+  """Trains and tests one backbone; explicit overrides win over the paper presets.
+
+  `sensory_bank`: path of an item facet bank (Orbax folder or `.npz`) to fuse in (Sens).
+
+  `side_file` (an S3-Rec item2attributes json or an item-text table) feeds backbones that need
+  side information; without it the attribute file beside the sequence file is used.
+  """
   if data != SYNTHETIC_NAME and data not in PRESETS and data_dir and not os.path.exists(data):
     data = os.path.join(data_dir, data)
   seqs = load_sequences(data, data_dir)
@@ -48,4 +71,6 @@ def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: 
   model_kw.update(model_overrides or {})
   train_kw.update(train_overrides or {})
   registry.config_class(backbone)  # fails early on an unknown backbone
-  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), **model_kw)
+  side = resolve_side(backbone, data, data_dir, seqs.num_items, side_file)
+  bank = load_bank(sensory_bank)[0] if sensory_bank else None
+  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, **model_kw)

@@ -28,15 +28,20 @@ def weighted_mean(per_row_B: jax.Array, weight_B: jax.Array) -> jax.Array:
 
 
 def make_train_step(model, tx: optax.GradientTransformation):
-  """Builds the pure step; the step's randomness is `fold_in(rng, state.step)`, split per use."""
+  """Builds the pure step `(state, batch, rng, consts) -> (state, metrics)`.
 
-  def step(state: TrainState, batch: dict, rng: jax.Array):
+  `consts` holds frozen, non-trainable variable collections (the sensory bank, ASER_SPEC §5);
+  pass `{}` when there are none, or bind it with `functools.partial` to get the
+  `(state, batch, rng)` form. The step's randomness is `fold_in(rng, state.step)`, split per use.
+  """
+
+  def step(state: TrainState, batch: dict, rng: jax.Array, consts: dict):
     rng = jax.random.fold_in(rng, state.step)
     r_dropout, r_sample, r_mask = jax.random.split(rng, 3)
     rngs = {"dropout": r_dropout, "sample": r_sample, "mask": r_mask}
 
     def loss_fn(params):
-      per_row = model.apply({"params": params}, batch, True, rngs=rngs, method=model.loss)
+      per_row = model.apply({"params": params, **consts}, batch, True, rngs=rngs, method=model.loss)
       return weighted_mean(per_row, batch["weight"])
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -47,6 +52,23 @@ def make_train_step(model, tx: optax.GradientTransformation):
   return step
 
 
+def jit_train_step(model, tx: optax.GradientTransformation, mesh, consts: dict | None = None):
+  """Jits the step once for `mesh` (params replicated, batch split) and binds `consts`.
+
+  Returns `(state, batch, rng) -> (state, metrics)`; the constants are a jit argument, not
+  captured, so a large bank is not baked into the compiled program.
+  """
+  from aser_jax.train import sharding
+
+  repl = sharding.replicated(mesh)
+  jitted = jax.jit(make_train_step(model, tx),
+                   in_shardings=(repl, sharding.batch_sharded(mesh), repl, repl),
+                   out_shardings=(repl, repl), donate_argnums=0)
+  consts = jax.device_put(consts or {}, repl)
+  return lambda state, batch, rng: jitted(state, batch, rng, consts)
+
+
 def init_state(model, tx, sample_batch: dict, seed: int) -> TrainState:
+  """Initial params and optimiser state; non-trainable collections from `init` are dropped."""
   params = model.init({"params": jax.random.key(seed)}, sample_batch["input_ids"], method=model.score)["params"]
   return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))

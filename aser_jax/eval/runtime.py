@@ -1,0 +1,72 @@
+"""Serving cost of Base vs Sens (the ASER paper's table 13 protocol).
+
+A query is a user history; one timed iteration is the forward pass of a batch of 128 queries
+plus scoring against the full catalogue, after 8 warm-up iterations, over 40 timed ones. The
+fused item table of Sens depends on the frozen bank and the trained params only, so serving
+computes it once after loading (its one-off cost is reported separately), exactly as the ID
+table of Base is simply read.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from aser_jax.bank.aggregate import Bank
+from aser_jax.models import registry
+from aser_jax.models.fusion import bank_variables
+
+
+def _count(tree) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(tree)))
+
+
+def bench_runtime(backbone: str, num_items: int, bank: Bank | None = None, batch: int = 128, warmup: int = 8,
+                  iters: int = 40, seed: int = 0, **model_overrides) -> dict:
+  """Times forward + full-catalogue scoring; returns parameter counts and latency figures."""
+  overrides = dict(model_overrides)
+  if bank is not None:
+    overrides["bank_dim"] = int(bank.K.shape[-1])
+  model, cfg = registry.build(backbone, num_items, **overrides)
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(3, cfg.max_len + 1, batch)
+  ids = np.zeros((batch, cfg.max_len), np.int32)
+  for b, n in enumerate(lengths):
+    ids[b, cfg.max_len - n:] = rng.integers(1, num_items + 1, n)
+  params = model.init({"params": jax.random.key(seed)}, ids[:1], method=model.score)["params"]
+  variables = {"params": params, **(bank_variables(model, ids[:1], bank) if bank is not None else {})}
+
+  table_fn = jax.jit(lambda v: model.apply(v, method=model.item_table))
+  table = jax.block_until_ready(table_fn(variables))  # compile
+  t = time.perf_counter()
+  table = jax.block_until_ready(table_fn(variables))
+  table_s = time.perf_counter() - t
+
+  @jax.jit
+  def serve(v, ids_BxL, table_NxD):
+    u = model.apply(v, ids_BxL, False, table_NxD, method=model.encode)
+    return u @ table_NxD.T
+
+  ids_dev = jax.device_put(ids)
+  for _ in range(warmup):
+    jax.block_until_ready(serve(variables, ids_dev, table))
+  times = []
+  for _ in range(iters):
+    t = time.perf_counter()
+    jax.block_until_ready(serve(variables, ids_dev, table))
+    times.append(time.perf_counter() - t)
+  per_batch = float(np.median(times))
+  fusion_params = 0
+  items = params.get("items", {})
+  if "fusion" in items:
+    fusion_params = _count(items["fusion"]) + _count(items.get("late_proj", {}))
+  return {
+      "backbone": backbone, "variant": "Sens" if bank is not None else "Base", "num_items": num_items,
+      "batch": batch, "warmup": warmup, "iters": iters,
+      "learned_params": _count(params), "fusion_params": fusion_params,
+      "ms_per_query": 1000 * per_batch / batch, "queries_per_s": batch / per_batch,
+      "ms_per_batch_median": 1000 * per_batch, "ms_per_batch_p90": 1000 * float(np.percentile(times, 90)),
+      "table_build_ms_once": 1000 * table_s, "backend": jax.default_backend(),
+  }

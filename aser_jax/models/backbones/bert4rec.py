@@ -1,0 +1,101 @@
+"""BERT4Rec: bidirectional Transformer trained by masked-item prediction (BACKBONES.md "BERT4Rec").
+
+Training (on whole training sequences, `sample_mode = "sequence"`): every real position is
+masked with probability ρ; padding is never masked; a row with no draw gets its newest item
+masked so every row trains. A masked position's whole input token is replaced by the learned
+mask embedding (ASER_SPEC §5: later the token is ID + sensory, and none of it may leak).
+Loss: softmax cross-entropy over all items at the masked positions, averaged per row. Only
+`prediction_budget × B` positions per batch are scored (a fixed shape; Beauty averages under 2
+masked positions per row); when a batch has more, the newest positions are kept.
+Evaluation: drop the oldest position, append a mask token and rank all items at it. Scores
+are tied to the item table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aser_jax.models import layers
+from aser_jax.models.fusion import ItemTable
+from aser_jax.models.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class BERT4RecConfig(layers.BackboneConfig):
+  mask_prob: float = 0.2  # ρ
+  prediction_budget: int = 3  # masked positions scored per batch: at most B × this (the original caps per row)
+  repeats: int = 1  # copies of each training sequence per epoch, each masked afresh (the "dupe factor")
+
+
+def mask_positions(rng: jax.Array, input_ids_BxL: jax.Array, prob: float) -> jax.Array:
+  """[B, L] bool: real positions masked with probability `prob`, padding never; a row with no
+  draw masks its last real position."""
+  real = input_ids_BxL > 0
+  masked = real & (jax.random.uniform(rng, input_ids_BxL.shape) < prob)
+  L = input_ids_BxL.shape[1]
+  last_real = (L - 1 - jnp.argmax(real[:, ::-1], axis=1))[:, None] == jnp.arange(L)[None]
+  return jnp.where(masked.any(1, keepdims=True), masked, last_real & real)
+
+
+@register("bert4rec", BERT4RecConfig)
+class BERT4Rec(nn.Module):
+  cfg: BERT4RecConfig
+  num_items: int
+  sample_mode = "sequence"  # read by the training loop: whole training sequences, not prefixes
+
+  def setup(self):
+    cfg = self.cfg
+    self.items = ItemTable(cfg, self.num_items, name="items")
+    self.mask_emb = self.param("mask_emb", nn.initializers.normal(cfg.init_std), (cfg.hidden,))
+    self.pos_emb = layers.embed(cfg.max_len, cfg, "pos_emb")
+    self.emb_ln = layers.layer_norm(cfg, "emb_ln")
+    self.emb_drop = layers.Dropout(cfg.dropout)
+    self.blocks = [layers.TransformerBlock(cfg, name=f"block_{i}") for i in range(cfg.layers)]
+
+  def item_table(self) -> jax.Array:
+    return self.items.table()
+
+  def hidden(self, input_ids_BxL, masked_BxL, train: bool, last_only: bool = False, table=None) -> jax.Array:
+    """Bidirectional block outputs; masked positions carry the mask embedding as their whole
+    token (in place of the possibly sensory-fused item row, ASER_SPEC §5)."""
+    L = input_ids_BxL.shape[1]
+    table = self.item_table() if table is None else table
+    tok = jnp.where(masked_BxL[..., None], self.mask_emb, table[input_ids_BxL])
+    x = self.emb_drop(self.emb_ln(tok + self.pos_emb(jnp.arange(L))[None]), deterministic=not train)
+    bias = layers.attention_bias(jnp.where(masked_BxL, 1, input_ids_BxL), causal=False)
+    for i, block in enumerate(self.blocks):
+      x = block(x, bias, train, last_only and i == len(self.blocks) - 1)
+    return x
+
+  def encode(self, input_ids_BxL, train: bool = False, table=None) -> jax.Array:
+    """State at a mask token appended after the history (the oldest position is dropped)."""
+    B = input_ids_BxL.shape[0]
+    ids = jnp.concatenate([input_ids_BxL[:, 1:], jnp.zeros((B, 1), input_ids_BxL.dtype)], axis=1)
+    masked = jnp.zeros(ids.shape, bool).at[:, -1].set(True)
+    h = self.hidden(ids, masked, train, last_only=True, table=table)[:, -1]
+    return self.items.user_state(h, input_ids_BxL)
+
+  def score(self, input_ids_BxL) -> jax.Array:
+    table = self.item_table()
+    return self.encode(input_ids_BxL, False, table) @ table.T
+
+  def loss(self, batch, train: bool = True) -> jax.Array:
+    ids = batch["input_ids"]
+    B, L = ids.shape
+    masked = mask_positions(self.make_rng("mask"), ids, self.cfg.mask_prob)
+    table = self.item_table()
+    h_NxD = self.hidden(ids, masked, train, table=table).reshape(B * L, -1)
+    P = min(self.cfg.prediction_budget * B, B * L)
+    # the batch's masked positions, the newest (largest position) first, up to the budget of P
+    _, pos_P = jax.lax.top_k((masked.astype(jnp.float32) + jnp.arange(L) * 1e-4).reshape(-1), P)
+    on_P = masked.reshape(-1)[pos_P]
+    target_P = jnp.where(on_P, ids.reshape(-1)[pos_P], 1)
+    ce_P = layers.ce_loss(h_NxD[pos_P], table, target_P) * on_P
+    row_P = pos_P // L
+    total_B = jax.ops.segment_sum(ce_P, row_P, num_segments=B)
+    count_B = jax.ops.segment_sum(on_P.astype(ce_P.dtype), row_P, num_segments=B)
+    return total_B / jnp.maximum(count_B, 1.0)

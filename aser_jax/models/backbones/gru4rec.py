@@ -1,0 +1,83 @@
+"""GRU4Rec: embedding -> dropout -> one GRU layer -> dense (BACKBONES.md "GRU4Rec"; GRASP's backbone).
+
+The GRU skips left padding (its state stays at zero until the first real item), so the state
+after the last position is the state at the last real item. Gates follow the usual GRU
+equations: `r, z = σ(x W_{r,z} + h U_{r,z} + b)`, `n = tanh(x W_n + b_n + r ⊙ (h U_n + c_n))`,
+`h' = (1 − z) ⊙ n + z ⊙ h`. Scores are tied to the item embedding. Loss: BCE with one sampled
+negative (GRASP) or softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aser_jax.models import layers
+from aser_jax.models.fusion import ItemTable
+from aser_jax.models.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU4RecConfig(layers.BackboneConfig):
+  loss: str = "bce"  # "bce" (one sampled negative) or "ce" (softmax over all items)
+
+
+def gru_scan(xw_BxLx3D, real_BxL, u_Dx3D, c_3D) -> jax.Array:
+  """Runs the recurrence over pre-projected inputs; returns the final state [B, D]."""
+  B, _, D3 = xw_BxLx3D.shape
+  D = D3 // 3
+
+  def cell(h, inp):
+    xw, real = inp
+    hu = h @ u_Dx3D + c_3D
+    r = jax.nn.sigmoid(xw[:, :D] + hu[:, :D])
+    z = jax.nn.sigmoid(xw[:, D:2 * D] + hu[:, D:2 * D])
+    n = jnp.tanh(xw[:, 2 * D:] + r * hu[:, 2 * D:])
+    h_new = (1.0 - z) * n + z * h
+    return jnp.where(real[:, None], h_new, h), None
+
+  h0 = jnp.zeros((B, D), xw_BxLx3D.dtype)
+  h, _ = jax.lax.scan(cell, h0, (jnp.swapaxes(xw_BxLx3D, 0, 1), jnp.swapaxes(real_BxL, 0, 1)))
+  return h
+
+
+@register("gru4rec", GRU4RecConfig)
+class GRU4Rec(nn.Module):
+  cfg: GRU4RecConfig
+  num_items: int
+
+  def setup(self):
+    cfg = self.cfg
+    D = cfg.hidden
+    self.items = ItemTable(cfg, self.num_items, name="items")
+    self.emb_drop = layers.Dropout(cfg.dropout)
+    self.w_in = nn.Dense(3 * D, kernel_init=nn.initializers.xavier_uniform(), name="gru_in")
+    self.u_rec = self.param("gru_rec", nn.initializers.orthogonal(column_axis=-1), (D, 3 * D))
+    self.c_rec = self.param("gru_rec_bias", nn.initializers.zeros, (3 * D,))
+    self.out = layers.dense(D, cfg, "out")
+
+  def item_table(self) -> jax.Array:
+    return self.items.table()
+
+  def encode(self, input_ids_BxL, train: bool = False, table=None) -> jax.Array:
+    table = self.item_table() if table is None else table
+    x = self.emb_drop(table[input_ids_BxL], deterministic=not train)
+    h = gru_scan(self.w_in(x), input_ids_BxL > 0, self.u_rec, self.c_rec)
+    return self.items.user_state(self.out(h), input_ids_BxL)
+
+  def score(self, input_ids_BxL) -> jax.Array:
+    table = self.item_table()
+    return self.encode(input_ids_BxL, False, table) @ table.T
+
+  def loss(self, batch, train: bool = True) -> jax.Array:
+    table = self.item_table()
+    u = self.encode(batch["input_ids"], train, table)
+    if self.cfg.loss == "ce":
+      return layers.ce_loss(u, table, batch["target"])
+    neg = batch.get("negative")
+    if neg is None:
+      neg = layers.sample_negatives(self.make_rng("sample"), batch["input_ids"], batch["target"], self.num_items)
+    return layers.bce_loss(u, table, batch["target"], neg)

@@ -1,0 +1,55 @@
+"""Prints JSON: Base vs Sens serving latency, queries/s and parameter counts (table 13 protocol).
+
+  python experiments/bench_runtime.py --backbones=sasrec,bsarec --num_items=12101 --bank=runs/main/bank/bank.npz
+
+Without --bank a random bank of --bank_dim (384) with 40% active facets stands in: latency does
+not depend on the bank's values.
+"""
+
+import json
+
+import numpy as np
+from absl import app, flags
+
+from aser_jax.bank.aggregate import Bank
+from aser_jax.bank.io import load_bank
+from aser_jax.cli import setup_logging
+from aser_jax.eval.runtime import bench_runtime
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("backbones", ["sasrec"], "Backbones to time.")
+flags.DEFINE_integer("num_items", 12101, "Catalogue size when no --bank is given (Beauty: 12,101).")
+flags.DEFINE_string("bank", None, "Bank (Orbax folder or .npz) to fuse; its item count sets the catalogue.")
+flags.DEFINE_integer("bank_dim", 384, "Width of the stand-in random bank.")
+flags.DEFINE_integer("batch", 128, "Queries per batch.")
+flags.DEFINE_integer("warmup", 8, "Warm-up iterations.")
+flags.DEFINE_integer("iters", 40, "Timed iterations.")
+
+
+def _random_bank(num_items: int, dim: int) -> Bank:
+  rng = np.random.default_rng(0)
+  A = (rng.random((num_items + 1, 5)) < 0.4).astype(np.float32)
+  A[0] = 0
+  K = rng.normal(size=(num_items + 1, 5, dim)).astype(np.float32) * A[..., None]
+  C = rng.random((num_items + 1, 5)).astype(np.float32) * A
+  N = A.copy()
+  Pi = np.full((num_items + 1, 5, 3), 1 / 3, np.float32)
+  Pi[0] = 0
+  return Bank(K, C, Pi, N, A)
+
+
+def main(argv):
+  del argv
+  setup_logging()
+  bank = load_bank(FLAGS.bank)[0] if FLAGS.bank else _random_bank(FLAGS.num_items, FLAGS.bank_dim)
+  out = []
+  for backbone in FLAGS.backbones:
+    base = bench_runtime(backbone, bank.num_items, None, FLAGS.batch, FLAGS.warmup, FLAGS.iters)
+    sens = bench_runtime(backbone, bank.num_items, bank, FLAGS.batch, FLAGS.warmup, FLAGS.iters)
+    out.append({"backbone": backbone, "base": base, "sens": sens,
+                "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]})
+  print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,18 @@
+import numpy as np
+
+from aser_jax.bank.aggregate import Bank
+from aser_jax.eval.runtime import bench_runtime
+
+
+def test_runtime_counts_fusion_parameters_exactly():
+  n, d_b, D = 30, 8, 16
+  A = np.zeros((n + 1, 5), np.float32)
+  A[1:, 0] = 1
+  bank = Bank(np.ones((n + 1, 5, d_b), np.float32) * A[..., None], A * 0.9, np.full((n + 1, 5, 3), 1 / 3, np.float32) * (np.arange(n + 1) > 0)[:, None, None],
+              A.copy(), A)
+  base = bench_runtime("sasrec", n, None, batch=4, warmup=1, iters=2, hidden=D, max_len=6)
+  sens = bench_runtime("sasrec", n, bank, batch=4, warmup=1, iters=2, hidden=D, max_len=6)
+  # Wp (d_b x D) + bp (D) + five facet offsets (5 x D) + the blend logit
+  assert sens["fusion_params"] == d_b * D + D + 5 * D + 1
+  assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"]
+  assert base["fusion_params"] == 0 and sens["ms_per_query"] > 0 and base["queries_per_s"] > 0
