@@ -1,6 +1,6 @@
-"""The main job: teacher -> bank -> Base vs Sens, on the embedded synthetic default or on real data.
+"""The main job: teacher -> bank -> Base vs Sens -> table 6, on the synthetic default or on real data.
 
-Stages, each resumable inside `workdir` (a finished stage is skipped on re-run):
+Stages, each resumable inside `workdir/<domain>` (a finished stage is skipped on re-run):
 1. `teacher/`: the teacher (lexicon by default) annotates every item text (sharded JSONL).
 2. `bank/`: the canonical-target bank of ASER_SPEC §2 from the kept records, embedded with the
    frozen MiniLM target encoder (the trained student of §3 replaces this step when it lands).
@@ -73,21 +73,27 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
   return bank_dir / "bank.npz"
 
 
-def run_pipeline(*, workdir: str, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
-                 train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True) -> Path:
-  """Runs every stage; returns the path of the Markdown table."""
-  from aser_jax.eval.report import table6
+def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
+                 train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
+                 sensory_bank: str | None = None) -> dict:
+  """Base and Sens runs of every backbone and seed on one domain; returns table-6 input.
+
+  The bank is `sensory_bank` when given (e.g. a student-built bank), else the teacher bank
+  built in `workdir`; a domain without item text gets Base rows only.
+  """
   from aser_jax.train.run import run_recommender
 
   out = Path(workdir)
   seqs = load_sequences(data, data_dir)
-  bank_path = (build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
-                                  (train_overrides or {}).get("progress", True)) if sens else None)
+  bank_path = sensory_bank
+  if sens and bank_path is None:
+    bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
+                                   (train_overrides or {}).get("progress", True))
   results = {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}
     for seed in seeds:
-      for variant, bank in (("base", None), ("sens", bank_path)):
+      for variant, bank in (("base", None), ("sens", bank_path if sens else None)):
         if variant == "sens" and bank is None:
           continue
         r = run_recommender(backbone=backbone, data=data, data_dir=data_dir,
@@ -97,4 +103,15 @@ def run_pipeline(*, workdir: str, data: str, data_dir: str | None, backbones: li
         runs[variant].append(r["test"])
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
-  return table6(results, out / "report")
+  return results
+
+
+def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], **kwargs) -> Path:
+  """`base_vs_sens` for every `(data, data_dir)` domain, then one table 6; returns its Markdown path."""
+  from aser_jax.eval.report import table6
+
+  results = {}
+  for data, data_dir in domains:
+    results.update(base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data,
+                                data_dir=data_dir, **kwargs))
+  return table6(results, Path(workdir) / "report")

@@ -1,40 +1,56 @@
-"""The README's main job: teacher -> bank -> Base vs Sens table, on the synthetic default or real data.
+"""The README's main job: teacher -> bank -> Base vs Sens -> table 6, on the synthetic default or real data.
 
-  python experiments/run_pipeline.py                       # embedded synthetic catalogue
-  python experiments/run_pipeline.py --data=beauty --data_dir=../shared/data/amazon2014/beauty
+  python experiments/run_pipeline.py                                  # embedded synthetic catalogue
+  python experiments/run_pipeline.py --data=beauty,toys,yelp --data_dir=../shared/data --seeds=0,1,2,3,4 \\
+      --backbones=sasrec,bert4rec,bsarec,diff
 """
 
 from absl import app, flags
 
 from aser_jax.cli import setup_logging
+from aser_jax.data.presets import PRESETS
 from aser_jax.pipeline import run_pipeline
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/main", "Output folder (re-running resumes finished and unfinished runs).")
-flags.DEFINE_string("data", None, "Dataset preset or sequence file; default: the synthetic catalogue.")
-flags.DEFINE_string("data_dir", None, "Folder holding the real data files.")
+flags.DEFINE_list("data", None, "Dataset presets or sequence files; default: the synthetic catalogue.")
+flags.DEFINE_string("data_dir", None, "Folder holding the real data (the shared data root or a domain folder); "
+                    "a preset's files are looked for in <data_dir>/<preset's usual subfolder> too.")
 flags.DEFINE_list("backbones", ["sasrec"], "Backbones to train.")
-flags.DEFINE_list("seeds", ["0"], "Seeds; the table reports their mean.")
+flags.DEFINE_list("seeds", ["0"], "Seeds; the table reports their mean and a paired t-test.")
 flags.DEFINE_integer("epochs", None, "Maximum epochs per run (default: 200 with early stopping on real data, "
                      "20 on the synthetic default).")
 flags.DEFINE_string("teacher", "lexicon", "Teacher backend for stage 1 (lexicon needs no model).")
+flags.DEFINE_string("sensory_bank", None, "Use this bank for Sens instead of building the teacher bank "
+                    "(one domain only).")
 flags.DEFINE_bool("sens", True, "Also build the bank and train the Sens variant of every backbone.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+
+def _domain_dir(data: str, data_dir: str | None) -> str | None:
+  """The folder holding a preset's sequence file: `data_dir` or its usual subfolder of it."""
+  if data_dir is None or data not in PRESETS:
+    return data_dir
+  import os
+  sub = os.path.join(data_dir, PRESETS[data].subdir)
+  return sub if os.path.isdir(sub) else data_dir
 
 
 def main(argv):
   del argv
   setup_logging()
-  data = FLAGS.data or ("synthetic" if FLAGS.data_dir is None else None)
-  if data is None:
-    raise app.UsageError("--data_dir needs --data (a preset name or a file name inside it)")
+  datas = FLAGS.data or (["synthetic"] if FLAGS.data_dir is None else None)
+  if datas is None:
+    raise app.UsageError("--data_dir needs --data (preset names or file names inside it)")
+  if FLAGS.sensory_bank and len(datas) > 1:
+    raise app.UsageError("--sensory_bank serves one domain; run one --data at a time")
   train = {"progress": FLAGS.progress}
-  epochs = FLAGS.epochs if FLAGS.epochs is not None else (20 if data == "synthetic" else None)
+  epochs = FLAGS.epochs if FLAGS.epochs is not None else (20 if datas == ["synthetic"] else None)
   if epochs is not None:
     train["epochs"] = epochs
-  table = run_pipeline(workdir=FLAGS.workdir, data=data, data_dir=FLAGS.data_dir, backbones=FLAGS.backbones,
-                       seeds=[int(s) for s in FLAGS.seeds], train_overrides=train, teacher=FLAGS.teacher,
-                       sens=FLAGS.sens)
+  table = run_pipeline(workdir=FLAGS.workdir, domains=[(d, _domain_dir(d, FLAGS.data_dir)) for d in datas],
+                       backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
+                       teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank)
   print(table.read_text())
 
 
