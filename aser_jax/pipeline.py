@@ -14,6 +14,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from aser_jax.data.presets import load_sequences
 from aser_jax.data.synthetic import SYNTHETIC_NAME, synthetic_dataset
 
@@ -75,8 +77,9 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
-                 sensory_bank: str | None = None) -> dict:
-  """Base and Sens runs of every backbone and seed on one domain; returns table-6 input.
+                 sensory_bank: str | None = None) -> tuple[dict, dict]:
+  """Base and Sens runs of every backbone and seed on one domain; returns table-6 input and the
+  per-run cold-start buckets of the test targets' training counts.
 
   The bank is `sensory_bank` when given (e.g. a student-built bank), else the teacher bank
   built in `workdir`; a domain without item text gets Base rows only.
@@ -89,29 +92,40 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   if sens and bank_path is None:
     bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
                                    (train_overrides or {}).get("progress", True))
-  results = {}
+  from aser_jax.data.splits import eval_split, train_item_counts
+  from aser_jax.eval.significance import cold_start_buckets
+
+  target_counts = train_item_counts(seqs)[eval_split(seqs, 1, "test").targets]
+  results, buckets = {}, {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}
+    cold = {"base": [], "sens": []}
     for seed in seeds:
       for variant, bank in (("base", None), ("sens", bank_path if sens else None)):
         if variant == "sens" and bank is None:
           continue
-        r = run_recommender(backbone=backbone, data=data, data_dir=data_dir,
-                            workdir=str(out / "runs" / f"{backbone}_{variant}_seed{seed}"),
+        run_dir = out / "runs" / f"{backbone}_{variant}_seed{seed}"
+        r = run_recommender(backbone=backbone, data=data, data_dir=data_dir, workdir=str(run_dir),
                             train_overrides={"seed": seed, **(train_overrides or {})},
                             sensory_bank=str(bank) if bank else None)
         runs[variant].append(r["test"])
+        cold[variant].append(cold_start_buckets(np.load(run_dir / "test_ranks.npy"), target_counts))
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
-  return results
+    buckets[(label, backbone)] = cold
+  return results, buckets
 
 
 def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], **kwargs) -> Path:
-  """`base_vs_sens` for every `(data, data_dir)` domain, then one table 6; returns its Markdown path."""
-  from aser_jax.eval.report import table6
+  """`base_vs_sens` for every `(data, data_dir)` domain, then one table 6 and the cold-start
+  buckets (ASER_SPEC §6); returns the table's Markdown path."""
+  from aser_jax.eval.report import cold_start_report, table6
 
-  results = {}
+  results, buckets = {}, {}
   for data, data_dir in domains:
-    results.update(base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data,
-                                data_dir=data_dir, **kwargs))
+    r, b = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,
+                        **kwargs)
+    results.update(r)
+    buckets.update(b)
+  cold_start_report(buckets, Path(workdir) / "report")
   return table6(results, Path(workdir) / "report")

@@ -30,4 +30,6 @@ def test_main_job_end_to_end_writes_table6(tmp_path):
                     train_overrides={"epochs": 1, "progress": False, "batch_size": 128}).read_text()
   assert "| synthetic (SYNTHETIC) | sasrec | Base (n=1) |" in md
   assert "| synthetic (SYNTHETIC) | sasrec | Sens (n=1) |" in md
-  assert (tmp_path / "report" / "table6.png").exists()
+  assert (tmp_path / "report" / "table6.png").exists() and (tmp_path / "report" / "cold_start.png").exists()
+  cold = (tmp_path / "report" / "cold_start.md").read_text()
+  assert "| synthetic (SYNTHETIC) | sasrec | sens | 1-5 |" in cold

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aser_jax.eval.report import table6
+from aser_jax.eval.report import cold_start_report, table6
 from aser_jax.eval.significance import cold_start_buckets, paired_comparison
 
 
@@ -41,3 +41,11 @@ def test_table6_files(tmp_path):
   assert "| grocery | sasrec | Base (n=1) | 0.0700 | 0.0400 |" in md and md.count("Sens") == 1
   assert (tmp_path / "table6.png").stat().st_size > 1000
   assert (tmp_path / "table6.csv").read_text().count("\n") == 4
+
+
+def test_cold_start_report(tmp_path):
+  b = {"1-5": {"users": 3, "HR@10": 0.2, "NDCG@10": 0.1}, "6-10": {"users": 4, "HR@10": 0.4, "NDCG@10": 0.3}}
+  b2 = {"1-5": {"users": 3, "HR@10": 0.3, "NDCG@10": 0.2}, "6-10": {"users": 4, "HR@10": 0.4, "NDCG@10": 0.5}}
+  md = cold_start_report({("beauty", "sasrec"): {"base": [b], "sens": [b, b2]}}, tmp_path).read_text()
+  assert "| beauty | sasrec | sens | 1-5 | 3 | 0.1500 |" in md and "| beauty | sasrec | base | 6-10 | 4 | 0.3000 |" in md
+  assert (tmp_path / "cold_start.png").stat().st_size > 1000

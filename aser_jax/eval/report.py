@@ -63,3 +63,40 @@ def _bars(results: dict, metrics, path: Path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def cold_start_report(buckets: dict, out_dir: str | Path, k: int = 10) -> Path:
+  """Writes `cold_start.md` and `cold_start.png`: NDCG@k per target-frequency bucket, Base vs Sens.
+
+  `buckets[(domain, backbone)][variant]` is a list (one per seed) of `cold_start_buckets` dicts.
+  """
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  metric = f"NDCG@{k}"
+  md = [f"| domain | backbone | variant | bucket (train count of target) | users | {metric} |", "|---|---|---|---|---|---|"]
+  fig, axes = plt.subplots(1, max(1, len(buckets)), figsize=(4.5 * max(1, len(buckets)), 3.2), squeeze=False)
+  for ax, ((domain, backbone), by_variant) in zip(axes[0], buckets.items()):
+    names = None
+    for j, (variant, runs) in enumerate(sorted(by_variant.items())):
+      if not runs:
+        continue
+      names = list(runs[0])
+      means = [float(np.nanmean([r[b][metric] for r in runs])) for b in names]
+      for b, v in zip(names, means):
+        md.append(f"| {domain} | {backbone} | {variant} | {b} | {runs[0][b]['users']} | {v:.4f} |")
+      ax.bar(np.arange(len(names)) + (j - 0.5) * 0.4, means, 0.4, label=variant)
+    if names:
+      ax.set_xticks(np.arange(len(names)), names)
+    ax.set_title(f"{domain} {backbone}: {metric}")
+    ax.set_xlabel("training count of the test target")
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(out / "cold_start.png", dpi=120)
+  plt.close(fig)
+  (out / "cold_start.md").write_text("\n".join(md) + "\n")
+  return out / "cold_start.md"
