@@ -90,10 +90,16 @@ def aggregate_bank(item_X: np.ndarray, num_items: int, P_XxF: np.ndarray, k_XxFx
   K = snorm(sum_wk, A)
   C = A * sum_wc / (sum_w + EPS)
   Pi = np.where(A[..., None] > 0, _softmax(sum_wcpi / (sum_wc[..., None] + EPS)), 1.0 / 3.0)
-  N = A * count
+  return finalize(K, C, Pi, A * count, A)
+
+
+def finalize(K, C, Pi, N, A) -> Bank:
+  """Zeroes the padding row, casts to float32 and validates (no NaN may reach the bank)."""
+  arrays = []
   for arr in (K, C, Pi, N, A):
+    arr = np.array(arr, np.float32)
     arr[0] = 0.0
-  bank = Bank(K.astype(np.float32), C.astype(np.float32), Pi.astype(np.float32), N.astype(np.float32),
-              A.astype(np.float32))
+    arrays.append(arr)
+  bank = Bank(*arrays)
   bank.validate()
   return bank

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from aser_jax.bank.aggregate import Bank, snorm
+from aser_jax.bank.aggregate import Bank, finalize, snorm
 from aser_jax.bank.facets import EPS, FACETS
 from aser_jax.supervision.clean import CleanConfig, facet_labels
 
@@ -57,12 +57,7 @@ def teacher_bank(rows: list[dict], num_items: int, embed_fn: Callable[[list[str]
   C = A * sum_wk / (sum_w + EPS)
   total = pol.sum(-1, keepdims=True)
   Pi = np.where((A[..., None] > 0) & (total > 0), pol / np.maximum(total, EPS), 1.0 / 3.0)
-  N = A * count
-  for arr in (K, C, Pi, N, A):
-    arr[0] = 0.0
-  bank = Bank(K.astype(np.float32), C.astype(np.float32), Pi.astype(np.float32), N.astype(np.float32),
-              A.astype(np.float32))
-  bank.validate()
+  bank = finalize(K, C, Pi, A * count, A)
   stats = {
       "items": num_items, "texts": len(rows), "texts_outside_catalogue": skipped,
       "items_with_active_facet": int(A[1:].any(-1).sum()),
