@@ -101,3 +101,11 @@ def test_iterator_state_restores_mid_epoch():
   again.set_state(state)
   assert again.epoch == 2
   assert all(np.array_equal(a, b["input_ids"]) for a, b in zip(rest, again, strict=True))
+
+
+def test_worker_processes_give_the_same_batches():
+  s = _samples()
+  inproc = [b["target"] for b in TrainIterator(s, PipelineConfig(batch_size=4, seed=2))]
+  workers = [b["target"] for b in TrainIterator(s, PipelineConfig(batch_size=4, seed=2, workers=2))]
+  assert len(inproc) == len(workers)
+  assert all(np.array_equal(a, b) for a, b in zip(inproc, workers))

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Iterator
 
 import grain
+from absl import flags
 import numpy as np
 
 from aser_jax.data.splits import TrainSamples
@@ -52,6 +53,8 @@ def epoch_dataset(samples: TrainSamples, cfg: PipelineConfig, epoch: int) -> gra
         .map(_Gather(samples, cfg.batch_size)))
   it = ds.to_iter_dataset()
   if cfg.workers > 0:
+    if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags; library callers may not parse any
+      flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.workers))
   return it
 
