@@ -110,10 +110,25 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
                             sensory_bank=str(bank) if bank else None)
         runs[variant].append(r["test"])
         cold[variant].append(cold_start_buckets(np.load(run_dir / "test_ranks.npy"), target_counts))
+    if runs["sens"] and (out / "teacher").exists():
+      _qualitative(out, backbone, seeds[0], bank_path, seqs)
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
     buckets[(label, backbone)] = cold
   return results, buckets
+
+
+def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
+  """Rank-change cases of one seed with the evidence spans of the targets' active facets."""
+  from aser_jax.bank.io import load_bank
+  from aser_jax.data.splits import eval_split
+  from aser_jax.eval.qualitative import evidence_by_item, rank_changes, write_cases
+  from aser_jax.teacher.extract import read_shards
+
+  ranks = {v: np.load(out / "runs" / f"{backbone}_{v}_seed{seed}" / "test_ranks.npy") for v in ("base", "sens")}
+  cases = rank_changes(ranks["base"], ranks["sens"], eval_split(seqs, 1, "test").targets, load_bank(bank_path)[0],
+                       evidence_by_item(read_shards(out / "teacher")))
+  return write_cases(cases, out / f"qualitative_{backbone}_seed{seed}.md")
 
 
 def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], **kwargs) -> Path:

@@ -33,3 +33,18 @@ def test_main_job_end_to_end_writes_table6(tmp_path):
   assert (tmp_path / "report" / "table6.png").exists() and (tmp_path / "report" / "cold_start.png").exists()
   cold = (tmp_path / "report" / "cold_start.md").read_text()
   assert "| synthetic (SYNTHETIC) | sasrec | sens | 1-5 |" in cold
+  cases = (tmp_path / "synthetic" / "qualitative_sasrec_seed0.md").read_text()
+  assert cases.startswith("| user | target | Base rank | Sens rank |")
+
+
+def test_channel_ablation_on_synthetic(tmp_path):
+  from aser_jax.ablations import run_ablation
+
+  bank = build_teacher_bank("synthetic", None, tmp_path, 300, progress=False)
+  md = run_ablation("channel", workdir=str(tmp_path / "abl"), data="synthetic", data_dir=None, backbone="sasrec",
+                    seeds=[0], bank=str(bank), train_overrides={"epochs": 1, "progress": False,
+                                                                "batch_size": 128}).read_text()
+  for variant in ("Base", "raw_text", "broad_attribute", "ASER bank"):
+    assert f"| {variant} |" in md
+  raw, _ = load_bank(tmp_path / "abl" / "channels" / "raw_text.npz")
+  assert raw.A[1:, 0].all() and not raw.A[:, 1:].any()
