@@ -1,0 +1,193 @@
+"""Facet-aware student (ASER_SPEC §3): losses against NumPy, noisy-or / pooling edge cases, a tiny
+end-to-end training run with resume, and the single-vector baseline."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aser_jax.bank.facets import FACETS
+from aser_jax.models import student as S
+from aser_jax.models.encoders import BertConfig, BertEncoder, load_tokenizer, minilm_path
+from aser_jax.models.encoders.bert import init_params
+
+RNG = np.random.default_rng(0)
+B, T, Fn, D = 4, 6, len(FACETS), 5
+
+
+def np_sigmoid(x):
+  return 1 / (1 + np.exp(-x))
+
+
+def np_cos(a, b):
+  return (a * b).sum(-1) / (np.maximum(np.linalg.norm(a, axis=-1), 1e-6) * np.maximum(np.linalg.norm(b, axis=-1), 1e-6))
+
+
+def test_token_focal_loss_matches_numpy():
+  z = RNG.normal(size=(B, T, Fn)) * 2
+  m = (RNG.random((B, T, Fn)) < 0.3).astype(np.float64)
+  c = (RNG.random((B, T)) < 0.7).astype(np.float64)
+  p = np_sigmoid(z)
+  l = -0.25 * m * (1 - p) ** 2 * np.log(p) - 0.75 * (1 - m) * p ** 2 * np.log(1 - p)
+  want = (l * c[..., None]).sum((0, 1)) / c.sum()
+  got = S.token_focal_loss(jnp.asarray(z, jnp.float32), jnp.asarray(m, jnp.float32), jnp.asarray(c))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_presence_loss_matches_numpy():
+  p = RNG.random((B, T, Fn)) * 0.5
+  y = (RNG.random((B, Fn)) < 0.5).astype(np.float64)
+  P = 1 - np.prod(1 - p, axis=1)
+  want = (-(1.0 * y * np.log(P) + 0.35 * (1 - y) * np.log(1 - P))).mean(0)
+  got_P, s = S.noisy_or(jnp.asarray(p, jnp.float32))
+  np.testing.assert_allclose(got_P, P, rtol=1e-5)
+  np.testing.assert_allclose(S.presence_loss(s, jnp.asarray(y, jnp.float32)), want, rtol=1e-4)
+
+
+def test_alignment_polarity_confidence_losses_match_numpy():
+  e, z = RNG.normal(size=(B, Fn, D)), RNG.normal(size=(B, Fn, D))
+  y = (RNG.random((B, Fn)) < 0.6).astype(np.float64)
+  y[:, 4] = 0  # a facet with no active slot: loss 0
+  want = ((1 - np_cos(e, z)) * y).sum(0) / np.maximum(y.sum(0), 1)
+  np.testing.assert_allclose(S.alignment_loss(jnp.asarray(e), jnp.asarray(z), jnp.asarray(y)), want, rtol=1e-5)
+  assert float(S.alignment_loss(jnp.asarray(e), jnp.asarray(z), jnp.asarray(y))[4]) == 0.0
+
+  logits = RNG.normal(size=(B, Fn, 3))
+  label = RNG.integers(-1, 3, size=(B, Fn))
+  valid = (label >= 0) & (y > 0)
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  nll = -np.take_along_axis(logp, np.maximum(label, 0)[..., None], -1)[..., 0]
+  want = (nll * valid).sum(0) / np.maximum(valid.sum(0), 1)
+  np.testing.assert_allclose(S.polarity_loss(jnp.asarray(logits), jnp.asarray(label), jnp.asarray(y)), want, rtol=1e-5)
+
+  ch, kappa = RNG.random((B, Fn)), RNG.random((B, Fn))
+  want = ((ch - kappa) ** 2 * y).sum(0) / np.maximum(y.sum(0), 1)
+  np.testing.assert_allclose(S.confidence_loss(jnp.asarray(ch), jnp.asarray(kappa), jnp.asarray(y)), want, rtol=1e-5)
+
+
+def test_contrastive_loss_matches_numpy():
+  e, z = RNG.normal(size=(B, Fn, D)), RNG.normal(size=(B, Fn, D))
+  y = (RNG.random((B, Fn)) < 0.6).astype(np.float64)
+  y[:, 0] = [1, 1, 0, 1]
+  y[:, 4] = 0
+  en = e / np.linalg.norm(e, axis=-1, keepdims=True)
+  zn = z / np.linalg.norm(z, axis=-1, keepdims=True)
+  want = np.zeros(Fn)
+  for f in range(Fn):
+    act = np.nonzero(y[:, f])[0]
+    if len(act) == 0:
+      continue
+    s = en[act, f] @ zn[act, f].T / 0.07
+    logp = s - np.log(np.exp(s).sum(1, keepdims=True))
+    want[f] = -np.mean(np.diag(logp))
+  got = S.contrastive_loss(jnp.asarray(e, jnp.float32), jnp.asarray(z, jnp.float32), jnp.asarray(y, jnp.float32))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_phase_weights():
+  parts = {k: jnp.full((Fn,), v) for k, v in
+           (("tok", 1.0), ("pres", 2.0), ("emb", 3.0), ("pol", 4.0), ("conf", 5.0), ("can", 6.0), ("ctr", 7.0))}
+  lam = np.array(S.FACET_WEIGHTS)
+  assert float(S.student_loss(parts, jnp.float32(0))) == pytest.approx(lam.sum() * (1 + 2 + 0.3))
+  assert float(S.student_loss(parts, jnp.float32(1))) == pytest.approx(lam.sum() * (1 + 2 + 3 + 4 + 5 + 6 + 0.7))
+
+
+def test_noisy_or_and_pooling_edge_cases():
+  h = jnp.asarray(RNG.normal(size=(3, T, 2)), jnp.float32)
+  content = jnp.asarray([[0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]], jnp.float32)
+  p = jnp.zeros((3, T, Fn))
+  p = p.at[1].set(content[1][:, None] * 1.0)  # every content token is certain evidence
+  P, s = S.noisy_or(p)
+  assert np.all(np.asarray(P[0]) == 0) and np.all(np.asarray(P[2]) == 0)  # no evidence; padding only
+  np.testing.assert_allclose(P[1], 1.0, atol=1e-6)  # clipped below 1 - 1e-6, still finite
+  assert np.isfinite(np.asarray(s)).all()
+  g, a = S.evidence_pool(p, content, h)
+  # No evidence: uniform over content tokens.
+  np.testing.assert_allclose(a[0, :, 0], np.array(content[0]) / 3)
+  np.testing.assert_allclose(g[0, 2], np.asarray(h[0, 1:4]).mean(0), rtol=1e-5)
+  # All tokens evidence: also uniform over them, weights sum to 1.
+  np.testing.assert_allclose(a[1, :, 3], np.array(content[1]) / 3, rtol=1e-5)
+  # Padding only: zero pooled vector, no NaN.
+  assert np.all(np.asarray(g[2]) == 0) and np.isfinite(np.asarray(a)).all()
+  # Mass just above ε_mass uses the evidence weights.
+  p2 = jnp.zeros((1, T, Fn)).at[0, 2, 0].set(2e-4)
+  _, a2 = S.evidence_pool(p2, content[:1], h[:1])
+  assert float(a2[0, 2, 0]) == pytest.approx(1.0, rel=1e-2) and float(a2[0, 1, 0]) == 0.0
+  assert float(S.presence_loss(s, jnp.ones((3, Fn)))[0]) > 0 and np.isfinite(np.asarray(S.presence_loss(s, jnp.ones((3, Fn))))).all()
+
+
+def tiny_encoder(vocab):
+  module = BertEncoder(BertConfig(vocab_size=vocab, hidden=16, layers=1, heads=2, intermediate=32, max_position=64))
+  return module, init_params(module, jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+  """A small supervision corpus (synthetic teacher rows, random target vectors) on disk."""
+  from test_supervision import fake_embed
+
+  from aser_jax.supervision.corpus import CorpusConfig, build_corpus
+  from aser_jax.supervision.examples import SupervisionConfig, special_tokens
+  from aser_jax.teacher.backends import make_teacher
+  from aser_jax.teacher.extract import ExtractConfig, run_extraction
+  from aser_jax.teacher.text import synthetic_examples
+
+  root = tmp_path_factory.mktemp("student")
+  ex = synthetic_examples()
+  run_extraction(ex[:20], make_teacher("lexicon"), root / "t_a", ExtractConfig(), data_name="a", progress=False)
+  run_extraction(ex[20:], make_teacher("lexicon"), root / "t_b", ExtractConfig(), data_name="b", progress=False)
+  tok = load_tokenizer(minilm_path(), 32).with_special_tokens(special_tokens(["a", "b"]))
+  build_corpus({"a": str(root / "t_a"), "b": str(root / "t_b")}, root / "sup", None,
+               CorpusConfig(val_fraction=0.3, supervision=SupervisionConfig(max_len=32)), tokenizer=tok,
+               embed_fn=fake_embed)
+  return root, tok
+
+
+@pytest.mark.parametrize("kind", ["facet", "single"])
+def test_train_student_tiny_and_resume(tiny_corpus, kind):
+  from aser_jax.train.student_loop import StudentTrainConfig, train_student
+
+  root, tok = tiny_corpus
+  enc = tiny_encoder(tok.vocab_size)
+  cfg = StudentTrainConfig(kind=kind, epochs_a=1, epochs_b=1, batch_size=8, lr_encoder=1e-3, lr_heads=3e-3)
+  res = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc)
+  assert [h["phase"] for h in res["history"]] == ["A", "B"]
+  val = res["val"]
+  assert 0 <= val["presence_macro_f1"] <= 1 and 0 <= val["confidence_brier"] <= 1
+  assert -1 <= val["active_cosine"] <= 1 and val["active_slots"] > 0
+  assert all(np.isfinite(h["loss"]) for h in res["history"])
+  # Resume: the finished run restores its last checkpoint and trains no further epoch.
+  again = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc)
+  assert again["history"] == res["history"] and again["val"] == val
+  assert json.loads((root / f"run_{kind}" / "metrics.json").read_text())["kind"] == kind
+
+
+def test_facet_student_forward_and_training_lowers_loss(tiny_corpus):
+  from aser_jax.supervision import store
+  from aser_jax.train.state import TrainState
+  from aser_jax.train.student_loop import (MODEL_KEYS, StudentTrainConfig, build_model, make_optimizer,
+                                           make_train_step)
+
+  root, tok = tiny_corpus
+  arrays, _ = store.load_split(root / "sup", "train")
+  module, enc_params = tiny_encoder(tok.vocab_size)
+  model = build_model("facet", module, store.read_manifest(root / "sup"), arrays["target"].shape[-1])
+  batch = {k: v[:8] for k, v in arrays.items()}
+  params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                      {k: batch[k] for k in MODEL_KEYS})["params"]
+  params = {**params, "encoder": enc_params}
+  out = model.apply({"params": params}, {k: batch[k] for k in MODEL_KEYS})
+  assert out["p"].shape == (8, 32, Fn) and out["e"].shape == (8, Fn, 6) and out["pol"].shape == (8, Fn, 3)
+  assert np.all(np.asarray(out["p"]) * (1 - batch["content"][..., None]) == 0)  # no evidence outside content
+  # The domain-token dropout rewrites [DOM_*] to [DOM_unk] only in training.
+  cfg = StudentTrainConfig(lr_encoder=1e-3, lr_heads=1e-2)
+  tx = make_optimizer(cfg, 40)
+  step = jax.jit(make_train_step(model, tx, 0, "facet"))
+  state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+  losses = []
+  for _ in range(25):
+    state, m = step(state, batch, jax.random.key(3))
+    losses.append(float(m["loss"]))
+  assert losses[-1] < losses[0] and np.isfinite(losses).all()
