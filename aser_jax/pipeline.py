@@ -1,15 +1,23 @@
-"""The main job: teacher -> bank -> Base vs Sens -> table 6, on the synthetic default or on real data.
+"""The main job: teacher -> supervision -> student -> bank -> Base vs Sens -> table 6, on the
+synthetic default or on real data.
 
-Stages, each resumable inside `workdir/<domain>` (a finished stage is skipped on re-run):
-1. `teacher/`: the teacher (lexicon by default) annotates every item text (sharded JSONL).
-2. `bank/`: the canonical-target bank of ASER_SPEC §2 from the kept records, embedded with the
-   frozen MiniLM target encoder (the trained student of §3 replaces this step when it lands).
-3. `runs/`: each backbone trained and tested per seed, without (Base) and with the bank (Sens).
-4. `report/`: table 6 (Markdown, CSV, PNG) with relative gains and paired t-tests.
+Stages, each resumable (a finished stage is skipped on re-run):
+1. `student/`, shared by every domain (ASER_SPEC §1-§3): the teacher (lexicon by default)
+   annotates the supervision corpus (the review corpora under the data root, or the embedded
+   synthetic reviews about non-catalogue items), which becomes facet supervision with the
+   benchmark items removed, and the facet-aware student is trained on it.
+2. `<domain>/bank_student/`: the frozen student embeds every item text into the facet bank (§4).
+   With `bank="teacher"` the bank is instead the canonical-target bank of §2 built from the
+   teacher's records of the item texts (`<domain>/teacher/`, `<domain>/bank/`).
+3. `<domain>/runs/`: each backbone trained and tested per seed, without (Base) and with the
+   bank (Sens).
+4. `report/`: table 6 (Markdown, CSV, PNG) with relative gains and paired t-tests, cold-start
+   buckets, and per-backbone qualitative rank-change cases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,9 +25,98 @@ from pathlib import Path
 import numpy as np
 
 from aser_jax.data.presets import load_sequences
-from aser_jax.data.synthetic import SYNTHETIC_NAME, synthetic_dataset
+from aser_jax.data.synthetic import SYNTHETIC_NAME, synthetic_dataset, synthetic_supervision_texts
 
 log = logging.getLogger("aser_jax")
+
+# Review corpora of the shared data root used as the student's supervision (domain -> preset).
+REAL_SUPERVISION = {"beauty": "all_beauty_2018", "fine_food": "fine_food", "foodcom": "foodcom",
+                    "games": "video_games_qa"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentStage:
+  """How the main job trains its student. The synthetic default is cut to a few steps so the
+  job runs in minutes; on real data the paper's settings apply unless `steps_per_epoch` is set."""
+
+  bank: str = "student"  # student (ASER_SPEC §4) | teacher (canonical-target bank, §2)
+  steps_per_epoch: int | None = None  # None: 10 on the synthetic default, a full pass on real data
+  max_per_source: int = 3000
+  max_len: int | None = None  # None: 32 on the synthetic default, 64 on real data
+
+
+def _data_root(data_dir: str | None, rel: str) -> Path | None:
+  """The data root holding `rel`: `data_dir` itself or one of its two parents (data_dir may be
+  the shared root or a domain folder inside it)."""
+  if data_dir is None:
+    return None
+  base = Path(data_dir)
+  for root in (base, base.parent, base.parent.parent):
+    if (root / rel).exists():
+      return root
+  return None
+
+
+def train_pipeline_student(workdir: Path, data_dir: str | None, teacher: str = "lexicon",
+                           stage: StudentStage = StudentStage(), progress: bool = True) -> Path:
+  """Teacher -> supervision -> student (ASER_SPEC §1-§3) in `workdir/student`; returns its folder."""
+  from aser_jax.supervision.corpus import CorpusConfig, build_corpus
+  from aser_jax.supervision.examples import SupervisionConfig
+  from aser_jax.teacher import text as text_lib
+  from aser_jax.teacher.backends import make_teacher
+  from aser_jax.teacher.extract import ExtractConfig, run_extraction
+  from aser_jax.train.student_loop import StudentTrainConfig, train_student
+
+  out = workdir / "student"
+  corpora = {}
+  for domain, preset in REAL_SUPERVISION.items():
+    root = _data_root(data_dir, text_lib.PRESETS[preset].relpath)
+    if root is not None:
+      corpora[domain] = list(text_lib.read_preset(preset, root))
+  synthetic = not corpora
+  if synthetic:
+    corpora = {"synthetic": [text_lib.TextExample(*t) for t in synthetic_supervision_texts()]}
+  sup_dir = out / "supervision"
+  if not (sup_dir / "manifest.json").exists():
+    dirs = {}
+    for domain, examples in corpora.items():
+      dirs[domain] = str(out / "teacher" / domain)
+      run_extraction(examples, make_teacher(teacher), dirs[domain], ExtractConfig(), data_name=domain,
+                     progress=progress)
+    max_len = stage.max_len or (32 if synthetic else 64)
+    build_corpus(dirs, sup_dir, None if synthetic else _data_root(data_dir, "amazon2014"),
+                 CorpusConfig(max_per_source=stage.max_per_source, supervision=SupervisionConfig(max_len=max_len)))
+  steps = stage.steps_per_epoch if stage.steps_per_epoch is not None else (10 if synthetic else 0)
+  cfg = (StudentTrainConfig(epochs_a=1, epochs_b=2, batch_size=32, lr_encoder=5e-5, lr_heads=1e-3,
+                            max_steps_per_epoch=steps) if synthetic else StudentTrainConfig(max_steps_per_epoch=steps))
+  train_student(sup_dir, out / "run", cfg, progress=progress)
+  return out / "run"
+
+
+def build_pipeline_student_bank(student_dir: Path, data: str, data_dir: str | None, workdir: Path,
+                                progress: bool = True) -> Path | None:
+  """The student bank of one catalogue (ASER_SPEC §4) as `.npz`, or None without item text here."""
+  from aser_jax.bank.build import build_student_bank
+  from aser_jax.bank.io import load_bank
+  from aser_jax.teacher import text as text_lib
+
+  path = workdir / "bank_student" / "bank.npz"
+  if path.exists():
+    load_bank(path)  # validates
+    return path
+  if data == SYNTHETIC_NAME:
+    root = None
+  elif data in ("beauty", "toys", "yelp"):
+    root = _data_root(data_dir, text_lib.PRESETS[data].relpath)
+    if root is None:
+      return None
+  else:
+    log.info("no item text for %s here: Sens rows are skipped", data)
+    return None
+  _, stats = build_student_bank(student_dir, data, root, workdir / "bank_student", export=True, progress=progress)
+  log.info("student bank: %d of %d items have an active facet; coverage %s", stats["items_with_active_facet"],
+           stats["items"], stats["coverage"])
+  return path
 
 
 def item_texts(data: str, data_dir: str | None) -> list:
@@ -77,19 +174,22 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
-                 sensory_bank: str | None = None) -> tuple[dict, dict]:
+                 sensory_bank: str | None = None, student_dir: Path | None = None) -> tuple[dict, dict]:
   """Base and Sens runs of every backbone and seed on one domain; returns table-6 input and the
   per-run cold-start buckets of the test targets' training counts.
 
-  The bank is `sensory_bank` when given (e.g. a student-built bank), else the teacher bank
-  built in `workdir`; a domain without item text gets Base rows only.
+  The bank is `sensory_bank` when given, else the bank of the student in `student_dir`, else the
+  teacher bank built in `workdir`; a domain without item text gets Base rows only.
   """
   from aser_jax.train.run import run_recommender
 
   out = Path(workdir)
   seqs = load_sequences(data, data_dir)
   bank_path = sensory_bank
-  if sens and bank_path is None:
+  progress = (train_overrides or {}).get("progress", True)
+  if sens and bank_path is None and student_dir is not None:
+    bank_path = build_pipeline_student_bank(student_dir, data, data_dir, out, progress)
+  elif sens and bank_path is None:
     bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
                                    (train_overrides or {}).get("progress", True))
   from aser_jax.data.splits import eval_split, train_item_counts
@@ -110,7 +210,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
                             sensory_bank=str(bank) if bank else None)
         runs[variant].append(r["test"])
         cold[variant].append(cold_start_buckets(np.load(run_dir / "test_ranks.npy"), target_counts))
-    if runs["sens"] and (out / "teacher").exists():
+    if runs["sens"]:
       _qualitative(out, backbone, seeds[0], bank_path, seqs)
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
@@ -125,21 +225,35 @@ def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
   from aser_jax.eval.qualitative import evidence_by_item, rank_changes, write_cases
   from aser_jax.teacher.extract import read_shards
 
+  from aser_jax.bank.audit import student_evidence_by_item
+
   ranks = {v: np.load(out / "runs" / f"{backbone}_{v}_seed{seed}" / "test_ranks.npy") for v in ("base", "sens")}
+  build_dir = Path(bank_path).parent
+  if (build_dir / "shards").is_dir():
+    evidence = student_evidence_by_item(build_dir)
+  elif (out / "teacher").exists():
+    evidence = evidence_by_item(read_shards(out / "teacher"))
+  else:
+    evidence = {}
   cases = rank_changes(ranks["base"], ranks["sens"], eval_split(seqs, 1, "test").targets, load_bank(bank_path)[0],
-                       evidence_by_item(read_shards(out / "teacher")))
+                       evidence)
   return write_cases(cases, out / f"qualitative_{backbone}_seed{seed}.md")
 
 
-def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], **kwargs) -> Path:
-  """`base_vs_sens` for every `(data, data_dir)` domain, then one table 6 and the cold-start
-  buckets (ASER_SPEC §6); returns the table's Markdown path."""
+def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], stage: StudentStage = StudentStage(),
+                 **kwargs) -> Path:
+  """The student (once), then `base_vs_sens` for every `(data, data_dir)` domain, then one table 6
+  and the cold-start buckets (ASER_SPEC §6); returns the table's Markdown path."""
   from aser_jax.eval.report import cold_start_report, table6
 
   results, buckets = {}, {}
+  student_dir = None
+  if kwargs.get("sens", True) and stage.bank == "student" and kwargs.get("sensory_bank") is None:
+    student_dir = train_pipeline_student(Path(workdir), domains[0][1], kwargs.get("teacher", "lexicon"), stage,
+                                         (kwargs.get("train_overrides") or {}).get("progress", True))
   for data, data_dir in domains:
     r, b = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,
-                        **kwargs)
+                        student_dir=student_dir, **kwargs)
     results.update(r)
     buckets.update(b)
   cold_start_report(buckets, Path(workdir) / "report")

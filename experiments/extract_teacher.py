@@ -30,13 +30,14 @@ _GUIDED = flags.DEFINE_bool("guided", True, "LLM backends: JSON-schema-guided de
 _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 1024, "LLM backends: output budget.")
 _MAX_RECORDS = flags.DEFINE_integer("max_records", 5, "LLM backends: records per text (schema).")
 _FEW_SHOT = flags.DEFINE_bool("few_shot", True, "LLM backends: include the worked example.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 def main(argv):
   del argv
   extract_corpus(_BACKEND.value, _DATA.value, _DATA_DIR.value, _OUT.value, limit=_LIMIT.value,
                  shard_size=_SHARD_SIZE.value, batch_size=_BATCH_SIZE.value,
-                 compress=_COMPRESS.value, model=_MODEL.value, lora_path=_LORA.value,
+                 compress=_COMPRESS.value, progress=_PROGRESS.value, model=_MODEL.value, lora_path=_LORA.value,
                  base_url=_BASE_URL.value, requests_per_second=_RPS.value,
                  max_concurrency=_CONCURRENCY.value,
                  replay_path=_REPLAY.value, guided=_GUIDED.value,

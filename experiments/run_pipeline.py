@@ -1,4 +1,5 @@
-"""The README's main job: teacher -> bank -> Base vs Sens -> table 6, on the synthetic default or real data.
+"""The README's main job: teacher -> supervision -> student -> bank -> Base vs Sens -> table 6, on the
+synthetic default or real data.
 
   python experiments/run_pipeline.py                                  # embedded synthetic catalogue
   python experiments/run_pipeline.py --data=beauty,toys,yelp --data_dir=../shared/data --seeds=0,1,2,3,4 \\
@@ -9,7 +10,7 @@ from absl import app, flags
 
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import PRESETS
-from aser_jax.pipeline import run_pipeline
+from aser_jax.pipeline import StudentStage, run_pipeline
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/main", "Output folder (re-running resumes finished and unfinished runs).")
@@ -21,8 +22,11 @@ flags.DEFINE_list("seeds", ["0"], "Seeds; the table reports their mean and a pai
 flags.DEFINE_integer("epochs", None, "Maximum epochs per run (default: 200 with early stopping on real data, "
                      "20 on the synthetic default).")
 flags.DEFINE_string("teacher", "lexicon", "Teacher backend for stage 1 (lexicon needs no model).")
-flags.DEFINE_string("sensory_bank", None, "Use this bank for Sens instead of building the teacher bank "
-                    "(one domain only).")
+flags.DEFINE_string("sensory_bank", None, "Use this bank for Sens instead of building one (one domain only).")
+flags.DEFINE_enum("bank", "student", ["student", "teacher"], "Sens bank: the trained student's (ASER_SPEC §4) or "
+                  "the canonical-target bank straight from the teacher's records (§2).")
+flags.DEFINE_integer("student_steps", None, "Student steps per epoch (default: 10 on the synthetic default, "
+                     "a full pass over the supervision on real data).")
 flags.DEFINE_bool("sens", True, "Also build the bank and train the Sens variant of every backbone.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
@@ -50,7 +54,8 @@ def main(argv):
     train["epochs"] = epochs
   table = run_pipeline(workdir=FLAGS.workdir, domains=[(d, _domain_dir(d, FLAGS.data_dir)) for d in datas],
                        backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
-                       teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank)
+                       teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank,
+                       stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps))
   print(table.read_text())
 
 

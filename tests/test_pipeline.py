@@ -1,9 +1,11 @@
-"""The main job's stages on the synthetic catalogue: teacher -> bank -> Base vs Sens -> table 6."""
+"""The main job's stages on the synthetic catalogue: teacher -> student -> bank -> Base vs Sens -> table 6."""
+
+import json
 
 import numpy as np
 
 from aser_jax.bank.io import load_bank
-from aser_jax.pipeline import build_teacher_bank, item_texts, run_pipeline
+from aser_jax.pipeline import StudentStage, build_teacher_bank, item_texts, run_pipeline
 
 
 def test_synthetic_item_texts_cover_every_item():
@@ -26,8 +28,17 @@ def test_teacher_bank_on_synthetic_is_valid_and_resumable(tmp_path):
 
 
 def test_main_job_end_to_end_writes_table6(tmp_path):
+  """teacher -> supervision -> student -> student bank -> Base vs Sens -> table 6."""
   md = run_pipeline(workdir=str(tmp_path), domains=[("synthetic", None)], backbones=["sasrec"], seeds=[0],
+                    stage=StudentStage(steps_per_epoch=2),
                     train_overrides={"epochs": 1, "progress": False, "batch_size": 128}).read_text()
+  student = json.loads((tmp_path / "student" / "run" / "metrics.json").read_text())
+  assert [h["phase"] for h in student["history"]] == ["A", "B", "B"] and student["val"]["examples"] > 0
+  manifest = json.loads((tmp_path / "student" / "supervision" / "manifest.json").read_text())
+  assert manifest["domains"] == ["synthetic"] and manifest["benchmark_texts_removed"] == 0
+  bank, meta = load_bank(tmp_path / "synthetic" / "bank_student" / "bank.npz")
+  assert meta["kind"].startswith("student bank") and bank.K.shape == (301, 5, 384)
+  assert np.isfinite(bank.K).all() and not (tmp_path / "synthetic" / "teacher").exists()
   assert "| synthetic (SYNTHETIC) | sasrec | Base (n=1) |" in md
   assert "| synthetic (SYNTHETIC) | sasrec | Sens (n=1) |" in md
   assert (tmp_path / "report" / "table6.png").exists() and (tmp_path / "report" / "cold_start.png").exists()

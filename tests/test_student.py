@@ -152,14 +152,14 @@ def test_train_student_tiny_and_resume(tiny_corpus, kind):
   root, tok = tiny_corpus
   enc = tiny_encoder(tok.vocab_size)
   cfg = StudentTrainConfig(kind=kind, epochs_a=1, epochs_b=1, batch_size=8, lr_encoder=1e-3, lr_heads=3e-3)
-  res = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc)
+  res = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc, progress=False)
   assert [h["phase"] for h in res["history"]] == ["A", "B"]
   val = res["val"]
   assert 0 <= val["presence_macro_f1"] <= 1 and 0 <= val["confidence_brier"] <= 1
   assert -1 <= val["active_cosine"] <= 1 and val["active_slots"] > 0
   assert all(np.isfinite(h["loss"]) for h in res["history"])
   # Resume: the finished run restores its last checkpoint and trains no further epoch.
-  again = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc)
+  again = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc, progress=False)
   assert again["history"] == res["history"] and again["val"] == val
   assert json.loads((root / f"run_{kind}" / "metrics.json").read_text())["kind"] == kind
 

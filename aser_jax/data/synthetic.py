@@ -69,3 +69,29 @@ def synthetic_dataset(num_users: int = 800, num_items: int = 300, num_clusters: 
     }
   return data, ItemTable("item_id", rows, ("item_id", "title", "brand", "categories", "description"),
                          "<synthetic>")
+
+
+_REVIEW_TEMPLATES = (
+    "This {product} feels {texture} and the {colour} shade is lovely.",
+    "Love the {finish} {colour} look; it is {scent}.",
+    "The {product} is {scent} and goes on {texture}.",
+    "Arrived quickly and works as described, good value for the {product}.",
+    "Not {scent} at all, and the {finish} finish looks cheap.",
+    "My second {product} from this brand, still happy with it.",
+)
+
+
+def synthetic_supervision_texts(num_items: int = 240, seed: int = 1) -> list[tuple[str, str, str]]:
+  """`(item_id, source, text)` review-like texts about items that are NOT in the synthetic
+  catalogue (ids `sup-k`), built from the same sensory vocabulary: the embedded supervision
+  corpus of the student (ASER_SPEC §2 removes benchmark items, so it must not reuse them)."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for k in range(num_items):
+    finish, colour, scent, texture = _PROFILES[rng.integers(len(_PROFILES))]
+    product = _PRODUCTS[rng.integers(len(_PRODUCTS))]
+    for t in rng.choice(len(_REVIEW_TEMPLATES), size=2, replace=False):
+      text = _REVIEW_TEMPLATES[t].format(product=product, texture=texture, colour=colour, finish=finish, scent=scent)
+      out.append((f"sup-{k}", "review", text))
+    out.append((f"sup-{k}", "title", f"Synthetic {finish} {colour} {product}"))
+  return out

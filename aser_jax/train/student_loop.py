@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm import tqdm
 
 from aser_jax.bank.facets import FACETS
 from aser_jax.models import student as S
@@ -137,7 +138,7 @@ def table8_metrics(out: dict, arrays: dict, theta: float = 0.5) -> dict[str, Any
 
 
 def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
-                  cfg: StudentTrainConfig = StudentTrainConfig(), encoder=None) -> dict:
+                  cfg: StudentTrainConfig = StudentTrainConfig(), encoder=None, progress: bool = True) -> dict:
   """Trains (resuming from the latest checkpoint in `workdir`), writes `params/` and
   `metrics.json`; returns the metrics. `encoder` = (module, params) overrides the pretrained one."""
   workdir = Path(workdir)
@@ -168,7 +169,7 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
     order = balanced_batches(train["domain"], train["source"], cfg.batch_size,
                              np.random.default_rng([cfg.seed, epoch]))[:steps_per_epoch]
     t0, sums = time.perf_counter(), {}
-    for idx in order:
+    for idx in tqdm(order, desc=f"student epoch {epoch + 1}/{epochs}", unit="step", disable=not progress):
       state, m = step_fn(state, {k: v[idx] for k, v in train.items()}, rng)
       for k, v in m.items():
         sums[k] = sums.get(k, 0.0) + float(v)

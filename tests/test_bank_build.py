@@ -1,0 +1,104 @@
+"""Student bank build (ASER_SPEC §4): resume after a kill, items with no text or no active facet,
+missing items and NaN outputs as errors, a stale build refused, and the audit report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aser_jax.bank.aggregate import aggregate_bank
+from aser_jax.bank.build import BankBuildConfig, build_bank
+from aser_jax.bank.facets import FACETS
+from aser_jax.bank.io import load_bank
+
+F, D = len(FACETS), 4
+
+
+def fake_predict(texts):
+  """Deterministic per-text outputs: facet f is present (P = 0.9) iff the text contains str(f)."""
+  n = len(texts)
+  P = np.array([[0.9 if str(f) in t else 0.1 for f in range(F)] for t in texts], np.float32).reshape(n, F)
+  k = np.array([np.random.default_rng([len(t), sum(map(ord, t))]).normal(size=(F, D)) for t in texts],
+               np.float32).reshape(n, F, D)
+  conf = np.full((n, F), 0.7, np.float32)
+  pol = np.tile(np.array([2.0, 0.0, -1.0], np.float32), (n, F, 1))
+  ev = [[f"piece {f}" if str(f) in t else "" for f in range(F)] for t in texts]
+  return {"P": P, "k": k, "conf": conf, "pol": pol}, ev
+
+
+TEXTS = [(1, "item one 0 3"), (2, ""), (3, "nothing here"), (4, "1 2"), (5, "4"), (4, "again 0"), (6, "3 3")]
+CFG = BankBuildConfig(shard_items=2)
+
+
+def test_resume_after_kill_gives_the_same_bank(tmp_path):
+  calls = []
+
+  def dies_on_third_shard(texts):
+    calls.append(len(texts))
+    if len(calls) == 3:
+      raise KeyboardInterrupt("killed")
+    return fake_predict(texts)
+
+  with pytest.raises(KeyboardInterrupt):
+    build_bank(TEXTS, 6, dies_on_third_shard, tmp_path / "run", {"student": "s"}, CFG, progress=False)
+  assert sorted(p.name for p in (tmp_path / "run" / "shards").glob("shard-*.npz")) == [
+      "shard-00000.npz", "shard-00001.npz"]
+  assert not list((tmp_path / "run" / "shards").glob("*.tmp*"))
+  calls.clear()
+  bank, stats = build_bank(TEXTS, 6, lambda t: (calls.append(len(t)), fake_predict(t))[1], tmp_path / "run",
+                           {"student": "s"}, CFG, export=True, progress=False)
+  assert calls == [2] and stats["shards_computed"] == 1  # only the missing shard (items 5, 6) ran
+  fresh, _ = build_bank(TEXTS, 6, fake_predict, tmp_path / "fresh", {"student": "s"}, CFG, progress=False)
+  for name, arr in bank.arrays().items():
+    np.testing.assert_array_equal(arr, getattr(fresh, name), err_msg=name)
+  loaded, meta = load_bank(tmp_path / "run" / "bank")
+  np.testing.assert_array_equal(loaded.K, bank.K)
+  assert meta["student"] == "s" and meta["facets"] == list(FACETS)
+  with np.load(tmp_path / "run" / "bank.npz") as z:
+    np.testing.assert_array_equal(z["A"], bank.A)
+    assert list(z["item_ids"]) == list(range(7))
+
+
+def test_bank_values_follow_the_aggregation_and_empty_items_are_clean(tmp_path):
+  bank, stats = build_bank(TEXTS, 6, fake_predict, tmp_path / "b", {}, CFG, progress=False)
+  o, _ = fake_predict([t for _, t in TEXTS])
+  want = aggregate_bank(np.array([i for i, _ in TEXTS]), 6, o["P"], o["k"], o["conf"], o["pol"], 0.5)
+  np.testing.assert_allclose(bank.K, want.K, atol=1e-6)
+  # Item 2 (empty text) and item 3 (no facet): inactive, zero K, uniform Π, no NaN.
+  for i in (2, 3):
+    assert bank.A[i].sum() == 0 and np.all(bank.K[i] == 0) and np.all(bank.N[i] == 0)
+    np.testing.assert_allclose(bank.Pi[i], 1 / 3)
+  assert bank.A[4].tolist() == [1, 1, 1, 0, 0] and bank.N[4, 0] == 1  # two texts of item 4
+  assert bank.A[6].tolist() == [0, 0, 0, 1, 0]
+  assert np.isfinite(bank.K).all() and np.all(bank.K[0] == 0)
+  assert stats["items_with_active_facet"] == 4 and stats["share_no_active_facet"] == pytest.approx(2 / 6)
+
+
+def test_missing_item_nan_and_stale_build_are_errors(tmp_path):
+  with pytest.raises(ValueError, match="no text in the bank build"):
+    build_bank(TEXTS[:3], 6, fake_predict, tmp_path / "a", {}, CFG, progress=False)
+
+  def nan_predict(texts):
+    o, ev = fake_predict(texts)
+    o["k"][0, 0, 0] = np.nan
+    return o, ev
+
+  with pytest.raises(ValueError, match="not finite for item 1"):
+    build_bank(TEXTS, 6, nan_predict, tmp_path / "b", {}, CFG, progress=False)
+  build_bank(TEXTS, 6, fake_predict, tmp_path / "c", {"student": "one"}, CFG, progress=False)
+  with pytest.raises(ValueError, match="different build"):
+    build_bank(TEXTS, 6, fake_predict, tmp_path / "c", {"student": "two"}, CFG, progress=False)
+
+
+def test_audit_report(tmp_path):
+  from aser_jax.bank.audit import audit_banks
+
+  build_bank(TEXTS, 6, fake_predict, tmp_path / "b", {}, CFG, progress=False)
+  report = audit_banks({"toy": tmp_path / "b"}, tmp_path / "audit", top=2)
+  r = report["toy"]
+  assert r["items_with_active_facet"] == 4 and r["coverage"]["visual"] == pytest.approx(2 / 6, abs=1e-4)
+  top_visual = r["strongest"]["visual"]
+  assert [c["item"] for c in top_visual] == [1, 4] and top_visual[0]["evidence"] == "piece 0"
+  assert (tmp_path / "audit" / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+  assert "| toy | 6 | 4 | 33.3% |" in (tmp_path / "audit" / "audit.md").read_text()
+  assert json.loads((tmp_path / "audit" / "audit.json").read_text())["toy"]["items"] == 6
