@@ -6,6 +6,7 @@
 from absl import app, flags
 
 from aser_jax.bank.audit import audit_banks
+from aser_jax.cli import setup_logging
 
 _BANK = flags.DEFINE_multi_string("bank", [], "domain=folder written by build_bank.py (repeatable).")
 _OUT = flags.DEFINE_string("out", None, "Report folder.", required=True)
@@ -14,6 +15,7 @@ _TOP = flags.DEFINE_integer("top", 5, "Items listed per facet.")
 
 def main(argv):
   del argv
+  setup_logging()
   if not _BANK.value:
     raise app.UsageError("give at least one --bank=domain=folder")
   audit_banks(dict(b.split("=", 1) for b in _BANK.value), _OUT.value, _TOP.value)

@@ -102,3 +102,15 @@ def test_audit_report(tmp_path):
   assert (tmp_path / "audit" / "coverage.png").read_bytes()[:4] == b"\x89PNG"
   assert "| toy | 6 | 4 | 33.3% |" in (tmp_path / "audit" / "audit.md").read_text()
   assert json.loads((tmp_path / "audit" / "audit.json").read_text())["toy"]["items"] == 6
+
+
+def test_evidence_spans_and_weak_fallback():
+  from aser_jax.bank.build import _evidence
+
+  text = "soft pink velvet box"
+  off = np.array([[-5, -1], [0, 4], [5, 9], [10, 16], [17, 20], [0, 0]])  # a prefix token, 4 words, padding
+  p = np.array([0.0, 0.7, 0.6, 0.1, 0.2, 0.0])
+  assert _evidence(text, off, p, 0.9, 0.5) == "soft pink"  # consecutive strong tokens form one span
+  p2 = np.array([0.0, 0.3, 0.05, 0.4, 0.1, 0.0])
+  assert _evidence(text, off, p2, 0.6, 0.5) == "weak: velvet (0.40) | soft (0.30) | box (0.10)"
+  assert _evidence(text, off, p2, 0.2, 0.5) == ""  # an absent facet shows nothing

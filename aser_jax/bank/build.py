@@ -93,13 +93,25 @@ def make_predict_fn(model, params, tokenizer, student_cfg_domains: Sequence[str]
               "content": content.astype(np.float32), "domain": np.full((B,), dom_id, np.int32)})
       o = {k: np.asarray(o[k])[:len(chunk)] for k in ("P", "k", "conf", "pol", "p")}
       for b, t in enumerate(chunk):
-        evidence.append([_spans(t, off[b] - len(pre), o["p"][b, :, f] >= cfg.theta) for f in range(len(FACETS))])
+        evidence.append([_evidence(t, off[b] - len(pre), o["p"][b, :, f], o["P"][b, f], cfg.theta)
+                         for f in range(len(FACETS))])
       outs.append(o)
     if not outs:
       return {}, []
     return {k: np.concatenate([o[k] for o in outs]) for k in ("P", "k", "conf", "pol")}, evidence
 
   return predict
+
+
+def _evidence(text: str, off_Tx2: np.ndarray, p_T: np.ndarray, presence: float, theta: float, top: int = 3) -> str:
+  """The spans of tokens with evidence probability >= θ; when a present facet (P >= θ) has none
+  (its presence comes from many weak tokens through the noisy-or), its `top` strongest tokens,
+  marked `weak:` with their probabilities, so the audit still shows what the student read."""
+  spans = _spans(text, off_Tx2, p_T >= theta)
+  if spans or presence < theta:
+    return spans
+  order = [t for t in np.argsort(-p_T, kind="stable")[:top] if p_T[t] > 0 and off_Tx2[t, 0] >= 0]
+  return "weak: " + " | ".join(f"{text[off_Tx2[t, 0]:off_Tx2[t, 1]].strip()} ({p_T[t]:.2f})" for t in order)
 
 
 def _spans(text: str, off_Tx2: np.ndarray, on_T: np.ndarray) -> str:
