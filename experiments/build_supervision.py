@@ -21,6 +21,8 @@ _MAX_PER_SOURCE = flags.DEFINE_integer("max_per_source", 3000, "Texts kept per (
 _VAL = flags.DEFINE_float("val_fraction", 0.15, "Share of items held out for validation.")
 _MAX_LEN = flags.DEFINE_integer("max_len", 64, "Student input length in tokens.")
 _ENCODER = flags.DEFINE_string("encoder", "all-minilm-l6-v2", "Student encoder (its tokenizer is used).")
+_ENCODER_PATH = flags.DEFINE_string("encoder_path", None, "Folder of the student encoder (e.g. DeBERTa-v3 "
+                                    "weights); its tokenizer replaces --encoder's.")
 _TARGET = flags.DEFINE_string("target_encoder", "all-minilm-l6-v2", "Frozen target encoder E_T.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the caps and the split.")
 
@@ -32,7 +34,7 @@ def main(argv):
   if not dirs:
     raise app.UsageError("give at least one --teacher=domain=folder")
   cfg = CorpusConfig(max_per_source=_MAX_PER_SOURCE.value, val_fraction=_VAL.value, seed=_SEED.value,
-                     student_encoder=_ENCODER.value, target_encoder=_TARGET.value,
+                     student_encoder=_ENCODER_PATH.value or _ENCODER.value, target_encoder=_TARGET.value,
                      supervision=SupervisionConfig(max_len=_MAX_LEN.value))
   manifest = build_corpus(dirs, _OUT.value, _DATA_DIR.value, cfg)
   print(open(f"{_OUT.value}/cleaning_table.md").read())
