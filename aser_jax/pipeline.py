@@ -204,7 +204,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
       for variant, bank in (("base", None), ("sens", bank_path if sens else None)):
         if variant == "sens" and bank is None:
           continue
-        run_dir = out / "runs" / f"{backbone}_{variant}_seed{seed}"
+        run_dir = _run_dir(out, backbone, variant, seed, bank)
         r = run_recommender(backbone=backbone, data=data, data_dir=data_dir, workdir=str(run_dir),
                             train_overrides={"seed": seed, **(train_overrides or {})},
                             sensory_bank=str(bank) if bank else None)
@@ -218,6 +218,16 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   return results, buckets
 
 
+def _run_dir(out: Path, backbone: str, variant: str, seed: int, bank=None) -> Path:
+  """A run's folder; a Sens run's name carries a digest of its bank's path, so switching banks
+  (student, teacher, --sensory_bank) in one workdir never resumes a run trained on another bank."""
+  if variant == "sens":
+    import hashlib
+
+    variant = f"sens-{hashlib.sha256(str(Path(bank).resolve()).encode()).hexdigest()[:8]}"
+  return out / "runs" / f"{backbone}_{variant}_seed{seed}"
+
+
 def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
   """Rank-change cases of one seed with the evidence spans of the targets' active facets."""
   from aser_jax.bank.io import load_bank
@@ -227,7 +237,7 @@ def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
 
   from aser_jax.bank.audit import student_evidence_by_item
 
-  ranks = {v: np.load(out / "runs" / f"{backbone}_{v}_seed{seed}" / "test_ranks.npy") for v in ("base", "sens")}
+  ranks = {v: np.load(_run_dir(out, backbone, v, seed, bank_path) / "test_ranks.npy") for v in ("base", "sens")}
   build_dir = Path(bank_path).parent
   if (build_dir / "shards").is_dir():
     evidence = student_evidence_by_item(build_dir)
