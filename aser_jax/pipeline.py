@@ -96,7 +96,7 @@ def train_pipeline_student(workdir: Path, data_dir: str | None, teacher: str = "
 def build_pipeline_student_bank(student_dir: Path, data: str, data_dir: str | None, workdir: Path,
                                 progress: bool = True) -> Path | None:
   """The student bank of one catalogue (ASER_SPEC §4) as `.npz`, or None without item text here."""
-  from aser_jax.bank.build import build_student_bank
+  from aser_jax.bank.build import CATALOGUE_FIELDS, build_student_bank
   from aser_jax.bank.io import load_bank
   from aser_jax.teacher import text as text_lib
 
@@ -106,7 +106,7 @@ def build_pipeline_student_bank(student_dir: Path, data: str, data_dir: str | No
     return path
   if data == SYNTHETIC_NAME:
     root = None
-  elif data in ("beauty", "toys", "yelp"):
+  elif data in CATALOGUE_FIELDS:
     root = _data_root(data_dir, text_lib.PRESETS[data].relpath)
     if root is None:
       return None
@@ -130,14 +130,10 @@ def item_texts(data: str, data_dir: str | None) -> list:
       out.append(text_lib.TextExample(str(i), "title", table.text(i, ("title", "categories"))))
       out.append(text_lib.TextExample(str(i), "description", row["description"]))
     return out
-  if data not in text_lib.PRESETS or data_dir is None:
+  if data not in text_lib.PRESETS:
     return []
-  rel = Path(text_lib.PRESETS[data].relpath)
-  base = Path(data_dir)
-  for root in (base, base.parent, base.parent.parent):  # data_dir may be the data root or a domain folder
-    if (root / rel).exists():
-      return list(text_lib.read_preset(data, root))
-  return []
+  root = _data_root(data_dir, text_lib.PRESETS[data].relpath)
+  return list(text_lib.read_preset(data, root)) if root is not None else []
 
 
 def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items: int, backend: str = "lexicon",
@@ -190,8 +186,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   if sens and bank_path is None and student_dir is not None:
     bank_path = build_pipeline_student_bank(student_dir, data, data_dir, out, progress)
   elif sens and bank_path is None:
-    bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher,
-                                   (train_overrides or {}).get("progress", True))
+    bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher, progress)
   from aser_jax.data.splits import eval_split, train_item_counts
   from aser_jax.eval.significance import cold_start_buckets
 

@@ -15,14 +15,18 @@ from aser_jax.bank.facets import FACETS
 from aser_jax.bank.io import load_bank
 
 
+def _shards(bank_dir: str | os.PathLike):
+  """(item ids, P [X,F], per-text per-facet evidence strings) of each bank-build shard."""
+  for path in sorted((Path(bank_dir) / "shards").glob("shard-*.npz")):
+    with np.load(path) as z:
+      yield z["item"], z["P"], json.loads(str(z["evidence"]))
+
+
 def strongest_evidence(bank_dir: str | os.PathLike, top: int = 5) -> dict[str, list[dict]]:
   """Per facet, the `top` items whose best text has the highest presence P, with that text's
   evidence spans (the pieces whose token evidence probability is >= θ)."""
   best: dict[str, list[tuple[float, int, str]]] = {f: [] for f in FACETS}
-  for path in sorted((Path(bank_dir) / "shards").glob("shard-*.npz")):
-    with np.load(path) as z:
-      item, P = z["item"], z["P"]
-      evidence = json.loads(str(z["evidence"]))
+  for item, P, evidence in _shards(bank_dir):
     for f, name in enumerate(FACETS):
       order = np.argsort(-P[:, f], kind="stable")[:top]
       best[name] += [(float(P[x, f]), int(item[x]), evidence[x][f]) for x in order if P[x, f] > 0]
@@ -40,10 +44,8 @@ def strongest_evidence(bank_dir: str | os.PathLike, top: int = 5) -> dict[str, l
 def student_evidence_by_item(bank_dir: str | os.PathLike) -> dict[int, dict[str, list[str]]]:
   """Per item and facet, the evidence spans the student marked in the item's texts."""
   out: dict[int, dict[str, list[str]]] = {}
-  for path in sorted((Path(bank_dir) / "shards").glob("shard-*.npz")):
-    with np.load(path) as z:
-      items, evidence = z["item"].tolist(), json.loads(str(z["evidence"]))
-    for item, per_facet in zip(items, evidence):
+  for items, _, evidence in _shards(bank_dir):
+    for item, per_facet in zip(items.tolist(), evidence):
       for name, spans in zip(FACETS, per_facet):
         if spans:
           out.setdefault(int(item), {}).setdefault(name, []).append(f'"{spans}" (student)')

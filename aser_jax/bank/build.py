@@ -25,9 +25,14 @@ from aser_jax.bank.aggregate import Bank, aggregate_bank
 from aser_jax.bank.facets import FACETS
 from aser_jax.bank.io import export_npz, save_bank
 from aser_jax.data.errors import DataError
-from aser_jax.supervision.examples import UNK_DOMAIN, prefix
+from aser_jax.supervision.examples import UNK_DOMAIN, content_mask, prefix
+from aser_jax.teacher.text import PRESETS
 
 log = logging.getLogger("aser_jax")
+
+
+# Catalogue -> item-text fields the student reads; the files are the teacher presets' files.
+CATALOGUE_FIELDS = {"beauty": ("title", "brand", "categories"), "toys": ("title",), "yelp": ("name", "categories")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +61,10 @@ def catalogue_texts(data: str, data_dir: str | os.PathLike) -> tuple[int, list[t
     return seqs.num_items, [(i, table.text(i, ("title", "categories", "description"), sep="\n"))
                             for i in range(1, seqs.num_items + 1)]
 
-  files = {"beauty": ("amazon2014/beauty/item_text_iclrec_ids.tsv.gz", ("title", "brand", "categories")),
-           "toys": ("amazon2014/toys/item_title_fragment_idgenrec.tsv.gz", ("title",)),
-           "yelp": ("yelp/item_text_letter.jsonl.gz", ("name", "categories"))}
-  if data not in files:
-    raise ValueError(f"unknown catalogue {data!r}; choose one of {sorted(files)}")
-  rel, fields = files[data]
-  table = read_item_text(Path(data_dir) / rel)
+  if data not in CATALOGUE_FIELDS:
+    raise ValueError(f"unknown catalogue {data!r}; choose one of {sorted(CATALOGUE_FIELDS)}")
+  fields = CATALOGUE_FIELDS[data]
+  table = read_item_text(Path(data_dir) / PRESETS[data].relpath)
   num_items = max(table.rows)
   missing = sorted(set(range(1, num_items + 1)) - set(table.rows))
   if missing:
@@ -70,12 +72,18 @@ def catalogue_texts(data: str, data_dir: str | os.PathLike) -> tuple[int, list[t
   return num_items, [(i, table.text(i, fields, sep="\n")) for i in range(1, num_items + 1)]
 
 
+def student_domain(requested: str, domains: Sequence[str]) -> str:
+  """The student's domain token for a catalogue: `requested` if the student was trained on it,
+  else `unk` (a new domain, student frozen)."""
+  return requested if requested in domains else UNK_DOMAIN
+
+
 def make_predict_fn(model, params, tokenizer, student_cfg_domains: Sequence[str], cfg: BankBuildConfig):
   """`fn(texts) -> (outputs, evidence)`: per-text P [N,F], k [N,F,D], conf [N,F], pol [N,F,3] and,
   per text and facet, the text spans whose tokens have evidence probability >= θ."""
   tok = dataclasses.replace(tokenizer, max_len=cfg.max_len)
   domains = list(student_cfg_domains)
-  domain = cfg.domain if cfg.domain in domains else UNK_DOMAIN
+  domain = student_domain(cfg.domain, domains)
   dom_id = domains.index(domain) if domain in domains else len(domains)
   pre = prefix(domain, cfg.source)
   fn = jax.jit(lambda b: model.apply({"params": params}, b, False))
@@ -86,9 +94,8 @@ def make_predict_fn(model, params, tokenizer, student_cfg_domains: Sequence[str]
     for s in range(0, len(texts), B):
       chunk = list(texts[s:s + B])
       batch = tok([pre + t for t in chunk] + [pre] * (B - len(chunk)), pad_to=cfg.max_len)
-      start = np.array([len(pre)] * B)
       off = batch.offsets_BxTx2
-      content = (~batch.special_BxT) & (off[..., 1] > off[..., 0]) & (off[..., 0] >= start[:, None])
+      content = content_mask(off, batch.special_BxT, len(pre))
       o = fn({"input_ids": batch.input_ids_BxT, "attention_mask": batch.attention_mask_BxT,
               "content": content.astype(np.float32), "domain": np.full((B,), dom_id, np.int32)})
       o = {k: np.asarray(o[k])[:len(chunk)] for k in ("P", "k", "conf", "pol", "p")}
@@ -207,8 +214,7 @@ def build_student_bank(student_dir: str | os.PathLike, data: str, data_dir: str 
 
   model, params, tok, manifest, scfg = load_student(student_dir)
   num_items, texts = catalogue_texts(data, data_dir)
-  domain = cfg.domain or data
-  cfg = dataclasses.replace(cfg, domain=domain if domain in manifest["domains"] else UNK_DOMAIN)
+  cfg = dataclasses.replace(cfg, domain=student_domain(cfg.domain or data, manifest["domains"]))
   predict = make_predict_fn(model, params, tok, manifest["domains"], cfg)
   meta = {"kind": "student bank (ASER_SPEC §4)", "student": str(Path(student_dir).resolve()),
           "student_kind": scfg.kind, "encoder": scfg.encoder, "data": data,

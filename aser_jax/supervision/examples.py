@@ -60,6 +60,13 @@ def evidence_spans(text: str, evidence: str) -> list[tuple[int, int]]:
   return [(m.start(), m.end()) for m in re.finditer(pattern, text, re.IGNORECASE)]
 
 
+def content_mask(offsets_BxTx2: np.ndarray, special_BxT: np.ndarray, start) -> np.ndarray:
+  """c[t] (bool): a non-empty, non-special token at or after character `start`, where the item text
+  begins after the `[DOM] [SRC]` prefix. Shared by supervision and the bank build, so the student
+  reads the same content tokens in training and when it embeds the catalogue."""
+  return (~special_BxT) & (offsets_BxTx2[..., 1] > offsets_BxTx2[..., 0]) & (offsets_BxTx2[..., 0] >= start)
+
+
 def token_masks(text: str, offsets_Tx2: np.ndarray, special_T: np.ndarray, start: int,
                 spans_per_facet: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray]:
   """Content mask c [T] and evidence mask m [T, F] of one tokenised `prefix + text`.
@@ -70,7 +77,7 @@ def token_masks(text: str, offsets_Tx2: np.ndarray, special_T: np.ndarray, start
   """
   full_start = offsets_Tx2[:, 0] - start
   full_end = offsets_Tx2[:, 1] - start
-  content = (~special_T) & (offsets_Tx2[:, 1] > offsets_Tx2[:, 0]) & (full_start >= 0)
+  content = content_mask(offsets_Tx2, special_T, start)
   m = np.zeros((len(content), len(spans_per_facet)), np.float32)
   for f, spans in enumerate(spans_per_facet):
     for s, e in spans:
