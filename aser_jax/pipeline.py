@@ -203,7 +203,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
         r = run_recommender(backbone=backbone, data=data, data_dir=data_dir, workdir=str(run_dir),
                             train_overrides={"seed": seed, **(train_overrides or {})},
                             sensory_bank=str(bank) if bank else None)
-        runs[variant].append(r["test"])
+        runs[variant].append({**r["test"], "sensory_alpha": r.get("sensory_alpha")})
         cold[variant].append(cold_start_buckets(np.load(run_dir / "test_ranks.npy"), target_counts))
     if runs["sens"]:
       _qualitative(out, backbone, seeds[0], bank_path, seqs)

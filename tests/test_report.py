@@ -34,10 +34,12 @@ def test_cold_start_buckets_by_hand():
 
 def test_table6_files(tmp_path):
   runs = {("beauty", "sasrec"): {"base": [{"HR@10": 0.05, "NDCG@10": 0.03}] * 2,
-                                 "sens": [{"HR@10": 0.06, "NDCG@10": 0.031}, {"HR@10": 0.061, "NDCG@10": 0.033}]},
+                                 "sens": [{"HR@10": 0.06, "NDCG@10": 0.031, "sensory_alpha": 0.02},
+                                          {"HR@10": 0.061, "NDCG@10": 0.033, "sensory_alpha": 0.04}]},
           ("grocery", "sasrec"): {"base": [{"HR@10": 0.07, "NDCG@10": 0.04}]}}
   md = table6(runs, tmp_path).read_text()
   assert "| beauty | sasrec | Sens (n=2) | 0.0605" in md and "+21.0%" in md
+  assert "(+6.7%) | 0.030 |" in md  # NDCG gain, then the mean learned α
   assert "| grocery | sasrec | Base (n=1) | 0.0700 | 0.0400 |" in md and md.count("Sens") == 1
   assert (tmp_path / "table6.png").stat().st_size > 1000
   assert (tmp_path / "table6.csv").read_text().count("\n") == 4

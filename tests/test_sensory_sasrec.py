@@ -1,5 +1,7 @@
 """Sensory fusion wired into SASRec and the training loop (ASER_SPEC §5)."""
 
+import csv
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,6 +90,10 @@ def test_training_with_a_bank_end_to_end(tiny_data_file, tmp_path):
                            bank=_bank(data.num_items), hidden=16)
   assert 0 < out["sensory_alpha"] < 1 and out["model_config"]["bank_dim"] == 8
   assert np.isfinite(out["test"]["NDCG@10"])
+  with open(tmp_path / "sens" / "log.csv") as f:
+    rows = list(csv.DictReader(f))
+  alphas = [float(r["sensory_alpha"]) for r in rows]  # the α trajectory, one value per epoch
+  assert len(alphas) == 2 and all(0 < a < 1 for a in alphas) and alphas[0] != 0.1
 
 
 def test_late_fusion_changes_only_the_user_state():

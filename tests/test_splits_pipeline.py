@@ -23,6 +23,9 @@ def test_prefix_samples_by_hand():
   s = train_samples(data, max_len=10)  # w = [1..5]
   assert s.targets.tolist() == [2, 3, 4, 5]
   assert s.inputs[-1].tolist() == [0] * 6 + [1, 2, 3, 4]
+  s = train_samples(data, max_len=3, empty_inputs=True)  # the reference's sample set
+  assert s.inputs.tolist() == [[0, 0, 0], [0, 0, 3], [0, 3, 4]]
+  assert s.targets.tolist() == [3, 4, 5]
 
 
 def test_eval_splits_by_hand():
@@ -59,6 +62,7 @@ def test_real_beauty_sample_count(shared_data):
   data = read_sequences(shared_data / "amazon2014/beauty/Beauty.txt.gz")
   # BACKBONES.md: the reference has 150,258 samples including one empty-input sample per user.
   assert len(train_samples(data, 50)) == 150258 - data.num_users
+  assert len(train_samples(data, 50, empty_inputs=True)) == 150258
 
 
 def _samples():

@@ -17,15 +17,16 @@ def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
 
   `results[(domain, backbone)] = {"base": [metrics per seed], "sens": [metrics per seed]}`,
   each entry a dict like metrics.json's "test". A pair without Sens runs gets its Base row only.
-  Returns the Markdown path.
+  A Sens entry may carry "sensory_alpha", the learned blend α; its mean is reported so a reader
+  sees how much of the sensory channel the backbone kept. Returns the Markdown path.
   """
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  header = ["domain", "backbone", "variant", *metrics]
+  header = ["domain", "backbone", "variant", *metrics, "learned α"]
   rows, md = [], ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (domain, backbone), runs in results.items():
     base = {m: [r[m] for r in runs["base"]] for m in metrics}
-    md_base = [f"{np.mean(base[m]):.4f}" for m in metrics]
+    md_base = [f"{np.mean(base[m]):.4f}" for m in metrics] + ["-"]
     md.append(f"| {domain} | {backbone} | Base (n={len(runs['base'])}) | " + " | ".join(md_base) + " |")
     rows.append([domain, backbone, "Base", *md_base])
     if runs.get("sens"):
@@ -33,9 +34,12 @@ def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
       for m in metrics:
         c = paired_comparison(base[m], [r[m] for r in runs["sens"]])
         cells.append(f"{c.sens_mean:.4f}{c.mark()} ({c.gain:+.1%})")
+      alphas = [r["sensory_alpha"] for r in runs["sens"] if r.get("sensory_alpha") is not None]
+      cells.append(f"{np.mean(alphas):.3f}" if alphas else "-")
       md.append(f"| {domain} | {backbone} | Sens (n={len(runs['sens'])}) | " + " | ".join(cells) + " |")
       rows.append([domain, backbone, "Sens", *cells])
-  md.append("\nMeans over seeds; * = paired two-sided t-test over seeds, p < 0.05; gains relative to Base.")
+  md.append("\nMeans over seeds; * = paired two-sided t-test over seeds, p < 0.05; gains relative to Base; "
+            "learned α = the sensory blend σ(a) after training (ASER_SPEC §5), initialised at ρ0.")
   (out / "table6.md").write_text("\n".join(md) + "\n")
   with open(out / "table6.csv", "w", newline="") as f:
     csv.writer(f).writerows([header, *rows])

@@ -44,6 +44,7 @@ class TrainConfig:
   eval_chunk: int = 0  # users per evaluation chunk; 0 picks one from a 64 MB score budget
   data_workers: int = 0
   progress: bool = True
+  empty_inputs: bool = False  # keep the reference's empty-input prefix samples (compatibility)
 
 
 def _json_default(o):
@@ -70,14 +71,15 @@ class Evaluator:
                                   self.chunk, progress, desc=which, put=put)
 
 
-def training_samples(model, data: SequenceData) -> TrainSamples:
+def training_samples(model, data: SequenceData, empty_inputs: bool = False) -> TrainSamples:
   """The module's training samples: its class attribute `sample_mode` is "prefix" (default,
-  prefix augmentation) or "sequence" (whole training sequences, e.g. BERT4Rec's masking)."""
+  prefix augmentation; `empty_inputs` keeps the reference's empty-input samples) or "sequence"
+  (whole training sequences, e.g. BERT4Rec's masking)."""
   mode = getattr(type(model), "sample_mode", "prefix")
   if mode == "sequence":
     return train_sequences(data, model.cfg.max_len, getattr(model.cfg, "repeats", 1))
   if mode == "prefix":
-    return train_samples(data, model.cfg.max_len)
+    return train_samples(data, model.cfg.max_len, empty_inputs)
   raise ValueError(f"unknown sample_mode {mode!r} of {type(model).__name__}")
 
 
@@ -105,7 +107,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   if train_cfg.batch_size % n_dev:
     raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {n_dev} devices")
 
-  samples = training_samples(model, data)
+  samples = training_samples(model, data, train_cfg.empty_inputs)
   pipe_cfg = PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers)
   data_iter = TrainIterator(samples, pipe_cfg)
   n_steps = steps_per_epoch(samples, pipe_cfg)
@@ -129,11 +131,17 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
 
   log_path = workdir / "log.csv"
   _truncate_log(log_path, loop["epoch"])
+  header = ["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())]
+  if bank is not None:
+    header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
   new_log = not log_path.exists()
+  if not new_log:
+    with open(log_path, newline="") as f:
+      header = next(csv.reader(f), header)  # a resumed run keeps its log's columns
   with open(log_path, "a", newline="") as log_file:
     csv_log = csv.writer(log_file)
     if new_log:
-      csv_log.writerow(["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())])
+      csv_log.writerow(header)
     while not loop["done"] and loop["epoch"] < train_cfg.epochs:
       epoch = loop["epoch"]
       data_iter.start_epoch(epoch)
@@ -162,8 +170,11 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
         loop["done"] = loop["bad_epochs"] >= train_cfg.patience
       log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs + %.1fs", epoch + 1, loss,
                    train_cfg.metric, score, loop["best"], loop["best_epoch"] + 1, train_s, valid_s)
-      csv_log.writerow([epoch + 1, int(state.step), f"{loss:.6f}", f"{train_s:.3f}",
-                    *(f"{valid[k]:.6f}" for k in _metric_names())])
+      row = [epoch + 1, int(state.step), f"{loss:.6f}", f"{train_s:.3f}", *(f"{valid[k]:.6f}" for k in _metric_names())]
+      if "sensory_alpha" in header:
+        alpha = _blend_alpha(state.params)
+        row.append("" if alpha is None else f"{alpha:.6f}")
+      csv_log.writerow(row)
       log_file.flush()
       loop["epoch"] = epoch + 1
       data_iter.start_epoch(epoch + 1)
