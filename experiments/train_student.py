@@ -25,6 +25,8 @@ _LR_ENC = flags.DEFINE_float("lr_encoder", 2e-5, "Encoder learning rate.")
 _LR_HEADS = flags.DEFINE_float("lr_heads", 1e-4, "Adapter and head learning rate.")
 _MAX_STEPS = flags.DEFINE_integer("max_steps_per_epoch", 0, "Cap on steps per epoch (0: one pass).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
+_BIAS = flags.DEFINE_float("token_bias_init", -2.0, "Initial token-evidence logit; about -6 starts the noisy-or "
+                           "presence near the corpus' presence rates instead of near 1.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
@@ -34,7 +36,8 @@ def main(argv):
   cfg = StudentTrainConfig(kind=_KIND.value, encoder=_ENCODER.value, encoder_path=_ENCODER_PATH.value,
                            epochs_a=_EPOCHS_A.value, epochs_b=_EPOCHS_B.value, batch_size=_BATCH.value,
                            lr_encoder=_LR_ENC.value, lr_heads=_LR_HEADS.value,
-                           max_steps_per_epoch=_MAX_STEPS.value, seed=_SEED.value)
+                           max_steps_per_epoch=_MAX_STEPS.value, seed=_SEED.value,
+                           token_bias_init=_BIAS.value)
   result = train_student(_SUP.value, _WORKDIR.value, cfg, progress=_PROGRESS.value)
   print(json.dumps({"kind": result["kind"], "val": result["val"],
                     "steps_per_s": [round(h["steps_per_s"], 2) for h in result["history"]]}, indent=2))

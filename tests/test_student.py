@@ -191,3 +191,22 @@ def test_facet_student_forward_and_training_lowers_loss(tiny_corpus):
     state, m = step(state, batch, jax.random.key(3))
     losses.append(float(m["loss"]))
   assert losses[-1] < losses[0] and np.isfinite(losses).all()
+
+
+def test_token_bias_init_sets_the_initial_presence(tiny_corpus):
+  """At init (w_tok ≈ 0) the noisy-or presence is about 1 − (1 − σ(b))^n for n content tokens."""
+  from aser_jax.supervision import store
+  from aser_jax.train.student_loop import MODEL_KEYS, build_model
+
+  root, tok = tiny_corpus
+  arrays, _ = store.load_split(root / "sup", "train")
+  module, enc_params = tiny_encoder(tok.vocab_size)
+  batch = {k: arrays[k][:8] for k in MODEL_KEYS}
+  n_B = batch["content"].sum(1)
+  for b in (-2.0, -6.0):
+    model = build_model("facet", module, store.read_manifest(root / "sup"), arrays["target"].shape[-1], b)
+    params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, batch)["params"]
+    np.testing.assert_array_equal(np.asarray(params["b_tok"]), np.full(Fn, b, np.float32))
+    P = np.asarray(model.apply({"params": {**params, "encoder": enc_params}}, batch)["P"])
+    expected = 1 - (1 - 1 / (1 + np.exp(-b))) ** n_B
+    np.testing.assert_allclose(P, np.broadcast_to(expected[:, None], P.shape), atol=0.05)

@@ -45,6 +45,7 @@ class StudentTrainConfig:
   theta: float = 0.5
   max_steps_per_epoch: int = 0  # 0: ⌊N / batch⌋
   seed: int = 0
+  token_bias_init: float = -2.0  # initial token-evidence logit (StudentConfig.token_bias_init)
 
 
 def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -61,12 +62,13 @@ def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientT
                                 "heads": optax.adamw(sched(cfg.lr_heads), weight_decay=cfg.weight_decay)}, labels)
 
 
-def build_model(kind: str, encoder_module, manifest: dict, target_dim: int):
+def build_model(kind: str, encoder_module, manifest: dict, target_dim: int, token_bias_init: float = -2.0):
   """FacetStudent or SingleVectorStudent whose domain-token ids match the supervision tokenizer."""
   ids = manifest["special_token_ids"]
   cfg = S.StudentConfig(num_domains=len(manifest["domains"]),
                         domain_token_ids=tuple(ids[domain_token(d)] for d in manifest["domains"]),
-                        unk_domain_token_id=ids[domain_token(UNK_DOMAIN)], target_dim=target_dim)
+                        unk_domain_token_id=ids[domain_token(UNK_DOMAIN)], target_dim=target_dim,
+                        token_bias_init=token_bias_init)
   cls = {"facet": S.FacetStudent, "single": S.SingleVectorStudent}[kind]
   return cls(encoder_module, cfg)
 
@@ -146,7 +148,7 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
   train, _ = store.load_split(data_dir, "train")
   val, _ = store.load_split(data_dir, "val")
   module, enc_params = encoder if encoder is not None else load_student_encoder(cfg, manifest)[:2]
-  model = build_model(cfg.kind, module, manifest, train["target"].shape[-1])
+  model = build_model(cfg.kind, module, manifest, train["target"].shape[-1], cfg.token_bias_init)
   n = len(train["input_ids"])
   steps_per_epoch = max(n // cfg.batch_size, 1)
   if cfg.max_steps_per_epoch:
