@@ -3,7 +3,8 @@
   python experiments/bench_runtime.py --backbones=sasrec,bsarec --num_items=12101 --bank=runs/main/bank/bank.npz
 
 Without --bank a random bank of --bank_dim (384) with 40% active facets stands in: latency does
-not depend on the bank's values.
+not depend on the bank's values. Backbones run with the paper settings of --settings (Beauty by
+default); DIFF reads --side_file, or a random stand-in attribute field of Beauty's shape.
 """
 
 import json
@@ -11,10 +12,13 @@ import json
 import numpy as np
 from absl import app, flags
 
+from aser_jax import configs
 from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.io import load_bank
 from aser_jax.cli import setup_logging
 from aser_jax.eval.runtime import bench_runtime
+from aser_jax.models import registry
+from aser_jax.models.backbones.side import load_side, side_from_attributes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backbones", ["sasrec"], "Backbones to time.")
@@ -24,6 +28,8 @@ flags.DEFINE_integer("bank_dim", 384, "Width of the stand-in random bank.")
 flags.DEFINE_integer("batch", 128, "Queries per batch.")
 flags.DEFINE_integer("warmup", 8, "Warm-up iterations.")
 flags.DEFINE_integer("iters", 40, "Timed iterations.")
+flags.DEFINE_string("settings", "beauty", "Dataset whose paper settings each backbone uses (see aser_jax/configs.py).")
+flags.DEFINE_string("side_file", None, "Side information for DIFF (an S3-Rec item2attributes json or an item table).")
 
 
 def _random_bank(num_items: int, dim: int) -> Bank:
@@ -38,14 +44,26 @@ def _random_bank(num_items: int, dim: int) -> Bank:
   return Bank(K, C, Pi, N, A)
 
 
+def _side(num_items: int):
+  """--side_file, else one random attribute field: 1–6 ids per item out of 637 (Beauty's S3-Rec shape)."""
+  if FLAGS.side_file:
+    return load_side(FLAGS.side_file, num_items)
+  rng = np.random.default_rng(0)
+  return side_from_attributes({i: list(rng.choice(637, rng.integers(1, 7), replace=False) + 1)
+                               for i in range(1, num_items + 1)}, num_items)
+
+
 def main(argv):
   del argv
   setup_logging()
   bank = load_bank(FLAGS.bank)[0] if FLAGS.bank else _random_bank(FLAGS.num_items, FLAGS.bank_dim)
   out = []
   for backbone in FLAGS.backbones:
-    base = bench_runtime(backbone, bank.num_items, None, FLAGS.batch, FLAGS.warmup, FLAGS.iters)
-    sens = bench_runtime(backbone, bank.num_items, bank, FLAGS.batch, FLAGS.warmup, FLAGS.iters)
+    side = _side(bank.num_items) if registry.needs_side(backbone) else None
+    kw = dict(batch=FLAGS.batch, warmup=FLAGS.warmup, iters=FLAGS.iters, side=side,
+              **configs.paper_settings(backbone, FLAGS.settings)[0])
+    base = bench_runtime(backbone, bank.num_items, None, **kw)
+    sens = bench_runtime(backbone, bank.num_items, bank, **kw)
     out.append({"backbone": backbone, "base": base, "sens": sens,
                 "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]})
   print(json.dumps(out, indent=2))

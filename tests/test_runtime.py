@@ -16,3 +16,18 @@ def test_runtime_counts_fusion_parameters_exactly():
   assert sens["fusion_params"] == d_b * D + D + 5 * D + 1
   assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"]
   assert base["fusion_params"] == 0 and sens["ms_per_query"] > 0 and base["queries_per_s"] > 0
+
+
+def test_runtime_of_diff_with_side_information():
+  from aser_jax.models.backbones.side import side_from_attributes
+
+  n, d_b, D = 30, 8, 16
+  A = np.zeros((n + 1, 5), np.float32)
+  A[1:, 1] = 1
+  bank = Bank(np.ones((n + 1, 5, d_b), np.float32) * A[..., None], A * 0.5,
+              np.full((n + 1, 5, 3), 1 / 3, np.float32) * (np.arange(n + 1) > 0)[:, None, None], A.copy(), A)
+  side = side_from_attributes({i: [1 + i % 4, 5 + i % 3] for i in range(1, n + 1)}, n)
+  base = bench_runtime("diff", n, None, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
+  sens = bench_runtime("diff", n, bank, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
+  assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"] == d_b * D + D + 5 * D + 1
+  assert sens["ms_per_query"] > 0

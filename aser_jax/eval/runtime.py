@@ -24,12 +24,14 @@ def _count(tree) -> int:
 
 
 def bench_runtime(backbone: str, num_items: int, bank: Bank | None = None, batch: int = 128, warmup: int = 8,
-                  iters: int = 40, seed: int = 0, **model_overrides) -> dict:
-  """Times forward + full-catalogue scoring; returns parameter counts and latency figures."""
+                  iters: int = 40, seed: int = 0, side=None, **model_overrides) -> dict:
+  """Times forward + full-catalogue scoring; returns parameter counts and latency figures.
+
+  `side`: item side information for backbones that need it (DIFF)."""
   overrides = dict(model_overrides)
   if bank is not None:
     overrides["bank_dim"] = int(bank.K.shape[-1])
-  model, cfg = registry.build(backbone, num_items, **overrides)
+  model, cfg = registry.build(backbone, num_items, side=side, **overrides)
   rng = np.random.default_rng(seed)
   lengths = rng.integers(3, cfg.max_len + 1, batch)
   ids = np.zeros((batch, cfg.max_len), np.int32)
