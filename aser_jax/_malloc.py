@@ -5,7 +5,9 @@ step at batch 256). glibc serves allocations that large with mmap and unmaps the
 every step faults the whole buffer in again: on this project's 2-core machine that kernel work
 was about 40% of a train step and half of a validation pass. Serving everything from one heap
 that is never trimmed makes the memory reusable across steps
-(`experiments/bench_train.py` shows the effect; `ASER_JAX_TUNE_MALLOC=0` turns it off).
+(`experiments/bench_train.py` shows the effect; `ASER_JAX_TUNE_MALLOC=0` turns it off). The
+price: the heap keeps its high-water mark; it settles within a few dozen steps, after which
+steps fault nothing in.
 
 It must run before JAX starts its worker threads, hence from `aser_jax/__init__.py`.
 """
