@@ -25,8 +25,9 @@ _LR_ENC = flags.DEFINE_float("lr_encoder", 2e-5, "Encoder learning rate.")
 _LR_HEADS = flags.DEFINE_float("lr_heads", 1e-4, "Adapter and head learning rate.")
 _MAX_STEPS = flags.DEFINE_integer("max_steps_per_epoch", 0, "Cap on steps per epoch (0: one pass).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
-_BIAS = flags.DEFINE_float("token_bias_init", -6.0, "Initial token-evidence logit: -6 starts the noisy-or presence "
-                           "near the corpus' presence rates; -2 (the earlier default) starts it near 1.")
+_BIAS = flags.DEFINE_float("token_bias_init", StudentTrainConfig.token_bias_init,
+                           "Initial token-evidence logit: -6 starts the noisy-or presence near the corpus' presence "
+                           "rates; -2 (the earlier default) starts it near 1.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 

@@ -45,7 +45,7 @@ class StudentTrainConfig:
   theta: float = 0.5
   max_steps_per_epoch: int = 0  # 0: ⌊N / batch⌋
   seed: int = 0
-  token_bias_init: float = -6.0  # initial token-evidence logit (StudentConfig.token_bias_init)
+  token_bias_init: float = S.StudentConfig.token_bias_init  # initial token-evidence logit
 
 
 def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -62,7 +62,8 @@ def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientT
                                 "heads": optax.adamw(sched(cfg.lr_heads), weight_decay=cfg.weight_decay)}, labels)
 
 
-def build_model(kind: str, encoder_module, manifest: dict, target_dim: int, token_bias_init: float = -6.0):
+def build_model(kind: str, encoder_module, manifest: dict, target_dim: int,
+                token_bias_init: float = S.StudentConfig.token_bias_init):
   """FacetStudent or SingleVectorStudent whose domain-token ids match the supervision tokenizer."""
   ids = manifest["special_token_ids"]
   cfg = S.StudentConfig(num_domains=len(manifest["domains"]),
