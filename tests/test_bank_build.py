@@ -114,3 +114,22 @@ def test_evidence_spans_and_weak_fallback():
   p2 = np.array([0.0, 0.3, 0.05, 0.4, 0.1, 0.0])
   assert _evidence(text, off, p2, 0.6, 0.5) == "weak: velvet (0.40) | soft (0.30) | box (0.10)"
   assert _evidence(text, off, p2, 0.2, 0.5) == ""  # an absent facet shows nothing
+
+
+def test_teacher_agreement_by_hand():
+  """Teacher presence from the real lexicon on catalogue titles; bank flags set by hand."""
+  from aser_jax.bank.audit import teacher_agreement
+
+  texts = [(1, "OPI Red Shatter Crackle Nail Polish"),  # visual (a title colour at the threshold)
+           (2, "Soft Velvet Hair Brush with a fresh lemon scent"),  # olfactory
+           (3, "Plain storage box"), (3, "Bright red storage box")]  # two texts: either counts
+  A = np.zeros((3, 5))
+  A[0, 0] = A[1, 1] = A[2, 3] = 1  # visual right; tactile where the teacher has none; olfactory wrong item
+  agree = teacher_agreement(A, texts)
+  assert agree["visual"]["teacher_coverage"] == pytest.approx(2 / 3)
+  assert agree["visual"]["precision"] == 1.0 and agree["visual"]["recall"] == 0.5
+  assert agree["visual"]["f1"] == pytest.approx(2 / 3)
+  assert agree["olfactory"] == {"teacher_coverage": pytest.approx(1 / 3), "bank_coverage": pytest.approx(1 / 3),
+                                "precision": 0.0, "recall": 0.0, "f1": 0.0}
+  assert agree["tactile"]["teacher_coverage"] == 0.0 and agree["tactile"]["bank_coverage"] == pytest.approx(1 / 3)
+  assert agree["any"] == {"teacher_coverage": 1.0, "bank_coverage": 1.0}

@@ -24,6 +24,10 @@ def test_keep_rules_and_thresholds():
   short = "Red matte lipstick"  # 3 tokens: +0.05
   assert keep_reason(_rec("color", "red", "red", 0.62), "review", short, cfg) == "confidence below threshold"
   assert keep_reason(_rec("color", "red", "red", 0.65), "review", short, cfg) is None
+  # a short title adds both margins: 0.60 + 0.05 + 0.05 is 0.7000000000000001 in floats, yet a
+  # record at exactly 0.70 reaches the threshold
+  assert keep_reason(_rec("color", "red", "red", 0.70), "title", short, cfg) is None
+  assert keep_reason(_rec("color", "red", "red", 0.69), "title", short, cfg) == "confidence below threshold"
 
 
 def test_facet_labels_by_hand():

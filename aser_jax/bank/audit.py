@@ -1,6 +1,9 @@
 """Bank audit (paper table 4): facet coverage per domain as a PNG heatmap, the items with the
 strongest evidence per facet with the spans the student marked, and the share of items with
 no active facet. Reads what `build.build_bank` wrote (`bank/`, `shards/`, `stats.json`).
+Given the catalogue's texts, it also runs the lexicon teacher over the very texts the bank saw
+and scores the bank's active flags against the teacher's cleaned presence labels: this separates
+"the student misses what is there" from "the texts carry little sensory language".
 """
 
 from __future__ import annotations
@@ -52,6 +55,34 @@ def student_evidence_by_item(bank_dir: str | os.PathLike) -> dict[int, dict[str,
   return out
 
 
+def teacher_agreement(A_IxF: np.ndarray, texts: list[tuple[int, str]], source: str = "title",
+                      extract=None) -> dict[str, dict[str, float]]:
+  """Per facet: the teacher's coverage on `texts` [(item id, text)] (cleaned as in ASER_SPEC §2,
+  an item is present when any of its texts is), the bank's coverage, and the bank's precision,
+  recall and F1 against the teacher. `A_IxF` is the bank's active array without the padding row;
+  `extract(text, source)` returns record dicts (default: the lexicon teacher)."""
+  from aser_jax.supervision.clean import facet_labels
+
+  if extract is None:
+    from aser_jax.teacher.lexicon import LexiconExtractor
+
+    lexicon = LexiconExtractor()
+    extract = lambda text, src: [r.to_dict() for r in lexicon.extract(text, src)]
+  bank = np.asarray(A_IxF) > 0
+  teacher = np.zeros_like(bank)
+  for item, text in texts:
+    teacher[item - 1] |= np.asarray(facet_labels(extract(text, source), source, text).presence, bool)
+  out = {}
+  for f, name in enumerate(FACETS):
+    tp = float((bank[:, f] & teacher[:, f]).sum())
+    p = tp / bank[:, f].sum() if bank[:, f].any() else 0.0
+    r = tp / teacher[:, f].sum() if teacher[:, f].any() else 0.0
+    out[name] = {"teacher_coverage": float(teacher[:, f].mean()), "bank_coverage": float(bank[:, f].mean()),
+                 "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+  out["any"] = {"teacher_coverage": float(teacher.any(-1).mean()), "bank_coverage": float(bank.any(-1).mean())}
+  return out
+
+
 def coverage_heatmap(coverage: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
   """Domains x facets heatmap of the share of items with the facet active."""
   import matplotlib
@@ -78,8 +109,10 @@ def coverage_heatmap(coverage: dict[str, dict[str, float]], path: str | os.PathL
   return path
 
 
-def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathLike, top: int = 5) -> dict:
-  """Writes `audit.md`, `audit.json` and `coverage.png` for banks `{domain: build folder}`."""
+def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathLike, top: int = 5,
+                texts: dict[str, list[tuple[int, str]]] | None = None) -> dict:
+  """Writes `audit.md`, `audit.json` and `coverage.png` for banks `{domain: build folder}`;
+  `texts` {domain: [(item id, text)]} adds the teacher agreement of those domains' banks."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   report = {}
@@ -93,6 +126,8 @@ def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathL
         "mean_confidence_active": {f: float(bank.C[1:, k][A[:, k]].mean()) if A[:, k].any() else 0.0
                                    for k, f in enumerate(FACETS)},
         "strongest": strongest_evidence(d, top), "metadata": meta}
+    if texts and domain in texts:
+      report[domain]["teacher_agreement"] = teacher_agreement(bank.A[1:], texts[domain])
   (out / "audit.json").write_text(json.dumps(report, indent=2) + "\n")
   coverage_heatmap({d: r["coverage"] for d, r in report.items()}, out / "coverage.png")
   md = ["# Bank audit", "", "| domain | items | >= 1 active facet | no active facet | "
@@ -101,6 +136,17 @@ def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathL
     md.append(f"| {d} | {r['items']} | {r['items_with_active_facet']} | {r['share_no_active_facet']:.1%} | "
               + " | ".join(f"{r['coverage'][f]:.1%}" for f in FACETS) + " |")
   md += ["", "![coverage](coverage.png)", ""]
+  agreeing = {d: r["teacher_agreement"] for d, r in report.items() if "teacher_agreement" in r}
+  if agreeing:
+    md += ["## Bank vs lexicon teacher on the same texts", "",
+           "| domain | facet | teacher coverage | bank coverage | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
+    for d, agree in agreeing.items():
+      for f in FACETS:
+        a = agree[f]
+        md.append(f"| {d} | {f} | {a['teacher_coverage']:.1%} | {a['bank_coverage']:.1%} | {a['precision']:.2f} | "
+                  f"{a['recall']:.2f} | {a['f1']:.2f} |")
+      md.append(f"| {d} | any | {agree['any']['teacher_coverage']:.1%} | {agree['any']['bank_coverage']:.1%} | | | |")
+    md.append("")
   for d, r in report.items():
     md.append(f"## {d}: strongest evidence per facet")
     for f in FACETS:
