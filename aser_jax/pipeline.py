@@ -246,19 +246,25 @@ def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
 
 
 def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], stage: StudentStage = StudentStage(),
-                 **kwargs) -> Path:
+                 banks: dict[str, str] | None = None, **kwargs) -> Path:
   """The student (once), then `base_vs_sens` for every `(data, data_dir)` domain, then one table 6
-  and the cold-start buckets (ASER_SPEC §6); returns the table's Markdown path."""
+  and the cold-start buckets (ASER_SPEC §6); returns the table's Markdown path.
+
+  `banks` {data: bank path} gives prebuilt banks (e.g. from `build_bank.py`) to the domains it
+  names; the student is trained only when some domain still needs a bank from it."""
   from aser_jax.eval.report import cold_start_report, table6
 
+  banks = banks or {}
   results, buckets = {}, {}
   student_dir = None
-  if kwargs.get("sens", True) and stage.bank == "student" and kwargs.get("sensory_bank") is None:
+  needs_student = any(d not in banks for d, _ in domains) and kwargs.get("sensory_bank") is None
+  if kwargs.get("sens", True) and stage.bank == "student" and needs_student:
     student_dir = train_pipeline_student(Path(workdir), domains[0][1], kwargs.get("teacher", "lexicon"), stage,
                                          (kwargs.get("train_overrides") or {}).get("progress", True))
   for data, data_dir in domains:
+    dkw = {**kwargs, "sensory_bank": banks[data]} if data in banks else kwargs
     r, b = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,
-                        student_dir=student_dir, **kwargs)
+                        student_dir=student_dir, **dkw)
     results.update(r)
     buckets.update(b)
   cold_start_report(buckets, Path(workdir) / "report")

@@ -5,6 +5,10 @@
 Beauty, Toys and Yelp have item text offline and get Base and Sens rows; Grocery has none here
 and gets Base rows only. Writes report/table6.{md,csv,png} and report/cold_start.{md,png}.
 The same stages as the main job (experiments/run_pipeline.py), with the paper's grid as defaults.
+Prebuilt banks skip the student stage for their domains:
+
+  python experiments/run_table6.py --data_dir=../shared/data --data=beauty --backbones=sasrec \
+      --bank=beauty=runs/bank/beauty/bank.npz
 """
 
 from absl import app, flags
@@ -19,15 +23,21 @@ flags.DEFINE_string("data_dir", None, "The shared data root (holding amazon2014/
 flags.DEFINE_list("data", ["beauty", "toys", "yelp", "grocery"], "Domains.")
 flags.DEFINE_list("backbones", ["sasrec", "bert4rec", "bsarec", "diff"], "Backbones.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (paired over Base and Sens).")
+flags.DEFINE_multi_string("bank", [], "domain=path of a prebuilt bank (build_bank.py) for that domain's Sens rows "
+                          "(repeatable); other domains get the pipeline's student bank.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
 def main(argv):
   del argv
   setup_logging()
+  banks = dict(b.split("=", 1) for b in FLAGS.bank)
+  unknown = sorted(set(banks) - set(FLAGS.data))
+  if unknown:
+    raise app.UsageError(f"--bank names domains not in --data: {unknown}")
   domains = [(d, f"{FLAGS.data_dir}/{PRESETS[d].subdir}" if d in PRESETS else FLAGS.data_dir) for d in FLAGS.data]
   table = run_pipeline(workdir=FLAGS.workdir, domains=domains, backbones=FLAGS.backbones,
-                       seeds=[int(s) for s in FLAGS.seeds], train_overrides={"progress": FLAGS.progress})
+                       seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress})
   print(table.read_text())
 
 

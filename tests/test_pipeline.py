@@ -59,3 +59,25 @@ def test_channel_ablation_on_synthetic(tmp_path):
     assert f"| {variant} |" in md
   raw, _ = load_bank(tmp_path / "abl" / "channels" / "raw_text.npz")
   assert raw.A[1:, 0].all() and not raw.A[:, 1:].any()
+
+
+def test_prebuilt_banks_route_per_domain_and_skip_the_student(tmp_path, monkeypatch):
+  """`banks` feeds each named domain its own bank; the student is trained only for the others."""
+  import aser_jax.pipeline as pipeline
+
+  calls, trained = [], []
+  monkeypatch.setattr(pipeline, "train_pipeline_student", lambda *a, **k: trained.append(a) or tmp_path / "student")
+  monkeypatch.setattr(pipeline, "base_vs_sens", lambda **k: calls.append(k) or ({}, {}))
+  monkeypatch.setattr("aser_jax.eval.report.cold_start_report", lambda *a: None)
+  monkeypatch.setattr("aser_jax.eval.report.table6", lambda *a: tmp_path / "t.md")
+  domains = [("beauty", "d/beauty"), ("toys", "d/toys")]
+  run_pipeline(workdir=str(tmp_path), domains=domains, backbones=["sasrec"], seeds=[0],
+               banks={"beauty": "b.npz", "toys": "t.npz"})
+  assert not trained
+  assert [(c["data"], c["sensory_bank"], c["student_dir"]) for c in calls] == [("beauty", "b.npz", None),
+                                                                              ("toys", "t.npz", None)]
+  calls.clear()
+  run_pipeline(workdir=str(tmp_path), domains=domains, backbones=["sasrec"], seeds=[0], banks={"toys": "t.npz"})
+  assert len(trained) == 1
+  assert [(c["data"], c.get("sensory_bank"), c["student_dir"]) for c in calls] == [
+      ("beauty", None, tmp_path / "student"), ("toys", "t.npz", tmp_path / "student")]
