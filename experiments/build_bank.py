@@ -20,6 +20,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data root (e.g. ../shared/dat
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
 _DOMAIN = flags.DEFINE_string("domain", "", "Student domain token (default: --data if the student knows it, "
                               "else [DOM_unk]).")
+_SOURCE = flags.DEFINE_enum("source", "title", ["title", "description", "review"],
+                            "Source token the catalogue texts are fed with ([SRC_...]).")
 _THETA = flags.DEFINE_float("theta", 0.5, "Presence threshold θ.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per student call.")
 _SHARD = flags.DEFINE_integer("shard_items", 2000, "Items per resumable shard.")
@@ -30,7 +32,8 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 def main(argv):
   del argv
   setup_logging()
-  cfg = BankBuildConfig(theta=_THETA.value, batch_size=_BATCH.value, shard_items=_SHARD.value, domain=_DOMAIN.value)
+  cfg = BankBuildConfig(theta=_THETA.value, batch_size=_BATCH.value, shard_items=_SHARD.value, domain=_DOMAIN.value,
+                        source=_SOURCE.value)
   _, stats = build_student_bank(_STUDENT.value, _DATA.value, _DATA_DIR.value, _OUT.value, cfg,
                                 export=_EXPORT.value, progress=_PROGRESS.value)
   print(json.dumps(stats, indent=2))
