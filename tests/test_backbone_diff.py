@@ -152,3 +152,12 @@ def test_side_readers(tmp_path):
   assert t.names == ("brand", "categories") and t.vocab == (2, 2)
   np.testing.assert_array_equal(t.ids[0][:, 0], [0, 1, 2, 1])
   np.testing.assert_array_equal(t.ids[1], [[0, 0], [1, 2], [2, 0], [0, 0]])
+
+
+def test_last_only_equals_full_computation():
+  model, _, params, _ = _model("gate")
+  v, f = model.apply({"params": params}, jnp.asarray(IDS), False, method=model.hidden)
+  v1, f1 = model.apply({"params": params}, jnp.asarray(IDS), False, None, True, method=model.hidden)
+  assert v1.shape == (3, 1, 8) and f1.shape == (3, 1, 8)
+  np.testing.assert_allclose(np.asarray(v1[:, 0]), np.asarray(v[:, -1]), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(f1[:, 0]), np.asarray(f[:, -1]), atol=1e-5)

@@ -64,39 +64,44 @@ class IDCentricAttention(nn.Module):
   cfg: DIFFConfig
 
   @nn.compact
-  def __call__(self, h_BxLxD, p_LxD, attrs, bias, train: bool):
+  def __call__(self, h_BxLxD, p_LxD, attrs, bias, train: bool, last_only: bool = False):
     cfg = self.cfg
     B, L, D = h_BxLxD.shape
     H = cfg.heads
     dh = D // H
+    last = (lambda x: x[..., -1:, :]) if last_only else (lambda x: x)
 
     def scores(x, name):
-      q = layers.dense(D, cfg, f"{name}_q")(x).reshape(*x.shape[:-1], H, dh)
+      q = layers.dense(D, cfg, f"{name}_q")(last(x)).reshape(*last(x).shape[:-1], H, dh)
       k = layers.dense(D, cfg, f"{name}_k")(x).reshape(*x.shape[:-1], H, dh)
       return jnp.einsum("...qhd,...khd->...hqk", q, k)
 
-    maps = [scores(h_BxLxD, "id"), jnp.broadcast_to(scores(p_LxD, "pos")[None], (B, H, L, L))]
+    Lq = 1 if last_only else L
+    maps = [scores(h_BxLxD, "id"), jnp.broadcast_to(scores(p_LxD, "pos")[None], (B, H, Lq, L))]
     maps += [scores(a, f"attr{k}") for k, a in enumerate(attrs)]
     logits = Fuse(cfg, name="fuse")(jnp.stack(maps, -1)[..., None])[..., 0] / jnp.sqrt(dh)
+    bias = bias[:, :, -1:] if last_only else bias
     probs = layers.Dropout(cfg.attn_dropout)(jax.nn.softmax(logits + bias, -1), deterministic=not train)
     v = layers.dense(D, cfg, "value")(h_BxLxD).reshape(B, L, H, dh)
-    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, L, D)
+    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, Lq, D)
     out = layers.Dropout(cfg.dropout)(layers.dense(D, cfg, "out")(ctx), deterministic=not train)
-    return layers.layer_norm(cfg, "ln")(out + h_BxLxD)
+    return layers.layer_norm(cfg, "ln")(out + last(h_BxLxD))
 
 
 class DIFFBlock(nn.Module):
   cfg: DIFFConfig
 
   @nn.compact
-  def __call__(self, v, f, p, attrs, bias, train: bool):
+  def __call__(self, v, f, p, attrs, bias, train: bool, last_only: bool = False):
+    """With `last_only` both streams are returned at position L-1 only (the filters still see
+    the whole sequence: their outputs are the attention keys and values)."""
     cfg = self.cfg
     filt = lambda x, name: FrequencyFilter(cfg, cfg.c, per_channel=False, name=name)(x, train)
     h = filt(v, "filter_id")
     a = [filt(x, f"filter_attr{k}") for k, x in enumerate(attrs)]
     f = filt(f, "filter_fused")
-    v_out = IDCentricAttention(cfg, name="id_attn")(h, p, a, bias, train)
-    f_out = layers.SelfAttention(cfg, name="fused_attn")(f, bias, train)
+    v_out = IDCentricAttention(cfg, name="id_attn")(h, p, a, bias, train, last_only)
+    f_out = layers.SelfAttention(cfg, name="fused_attn")(f, bias, train, last_only)
     ffn = layers.FeedForward(cfg, name="ffn")
     return ffn(v_out, train), ffn(f_out, train)
 
@@ -136,8 +141,9 @@ class DIFF(nn.Module):
       out.append(jnp.where((a_BxLxK > 0)[..., None], table[a_BxLxK], 0.0).sum(-2))
     return out
 
-  def hidden(self, input_ids_BxL, train: bool, table=None) -> tuple[jax.Array, jax.Array]:
-    """Final ID stream and fused stream, each [B, L, D]."""
+  def hidden(self, input_ids_BxL, train: bool, table=None, last_only: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Final ID stream and fused stream, each [B, L, D] ([B, 1, D] with `last_only`: the final
+    block computes position L-1 only, all the loss and the ranking read)."""
     L = input_ids_BxL.shape[1]
     table = self.item_table() if table is None else table
     v = self.drop(self.id_ln(table[input_ids_BxL]), deterministic=not train)
@@ -146,12 +152,12 @@ class DIFF(nn.Module):
     stack = jnp.stack([v, *attrs, jnp.broadcast_to(p_LxD, v.shape)], axis=-2)
     f = self.drop(self.fused_ln(self.early(stack)), deterministic=not train)
     bias = layers.attention_bias(input_ids_BxL, causal=True)
-    for block in self.blocks:
-      v, f = block(v, f, p_LxD, attrs, bias, train)
+    for i, block in enumerate(self.blocks):
+      v, f = block(v, f, p_LxD, attrs, bias, train, last_only and i == len(self.blocks) - 1)
     return v, f
 
   def encode(self, input_ids_BxL, train: bool = False, table=None) -> jax.Array:
-    v, f = self.hidden(input_ids_BxL, train, table)
+    v, f = self.hidden(input_ids_BxL, train, table, last_only=True)
     h = self.cfg.alpha * v[:, -1] + (1.0 - self.cfg.alpha) * f[:, -1]
     return self.items.user_state(h, input_ids_BxL)
 
