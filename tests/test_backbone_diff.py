@@ -161,3 +161,30 @@ def test_last_only_equals_full_computation():
   assert v1.shape == (3, 1, 8) and f1.shape == (3, 1, 8)
   np.testing.assert_allclose(np.asarray(v1[:, 0]), np.asarray(v[:, -1]), atol=1e-5)
   np.testing.assert_allclose(np.asarray(f1[:, 0]), np.asarray(f[:, -1]), atol=1e-5)
+
+
+def test_alignment_gradient_matches_reference_and_small_temperature_is_refused():
+  """The shared-exp alignment has the gradient of the textbook four log-sum-exps."""
+  model, cfg, params, side = _model()
+  ids = jnp.array([1, 3, 2, 5, 9, 0, 7, 4])
+  valid = jnp.array([True, True, True, True, True, False, True, False])
+
+  def reference(p):
+    e = p["items"]["id_emb"]["embedding"][ids]
+    a = side.ids[0][np.asarray(ids)]
+    s = jnp.where(jnp.asarray(a > 0)[..., None], p["attr_emb_attributes"]["embedding"][jnp.asarray(a)], 0).sum(-2)
+    nrm = lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+    z = jnp.where(valid[:, None] & valid[None, :], nrm(e) @ nrm(s).T / cfg.align_temp, -1e9)
+    g = jnp.asarray(side.group)[ids]
+    pos = (g[:, None] == g[None, :]) & valid[None, :]
+    nce = lambda zz: jnp.sum((jax.nn.logsumexp(zz, -1) - jax.nn.logsumexp(jnp.where(pos, zz, -1e9), -1)) * valid)
+    return 0.5 * (nce(z) + nce(z.T)) / valid.sum()
+
+  ours = lambda p: model.apply({"params": p}, ids, valid, method=model.alignment)
+  assert float(ours(params)) == pytest.approx(float(reference(params)), rel=1e-5)
+  g_ours, g_ref = jax.grad(ours)(params), jax.grad(reference)(params)
+  for name in ("items", "attr_emb_attributes"):
+    for a, b in zip(jax.tree_util.tree_leaves(g_ours[name]), jax.tree_util.tree_leaves(g_ref[name])):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+  with pytest.raises(ValueError, match="align_temp"):
+    _model(align_temp=0.01)

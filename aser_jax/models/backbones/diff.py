@@ -33,7 +33,7 @@ class DIFFConfig(layers.BackboneConfig):
   side_fusion: str = "concat"  # "sum", "concat" or "gate", for the early and the intermediate fusion
   alpha: float = 0.3  # output weight of the ID stream
   lam: float = 100.0  # λ, weight of the alignment loss
-  align_temp: float = 0.1
+  align_temp: float = 0.1  # τ of the alignment InfoNCE, ≥ 0.025 (see DIFF.alignment)
   align_window: int = 8  # newest positions per row that enter the alignment loss
   c: int = 5
   freeze_attributes: bool = False
@@ -117,6 +117,8 @@ class DIFF(nn.Module):
     cfg = self.cfg
     if self.side is None:
       raise ValueError("DIFF needs side information (an item2attributes file or an item table)")
+    if cfg.lam and cfg.align_temp < 0.025:
+      raise ValueError(f"DIFF align_temp={cfg.align_temp}: must be >= 0.025 (exp(-2/τ) must not underflow)")
     self.items = ItemTable(cfg, self.num_items, name="items")
     self.pos_emb = layers.embed(cfg.max_len, cfg, "pos_emb")
     attr_std = 1.0 if cfg.freeze_attributes else cfg.init_std
@@ -167,21 +169,28 @@ class DIFF(nn.Module):
 
   def alignment(self, ids_N, valid_N, table=None) -> jax.Array:
     """Symmetric InfoNCE between item and summed-attribute embeddings of the positions `ids_N`;
-    positives are positions whose items have equal attributes (valid positions only)."""
+    positives are positions whose items have equal attributes (valid positions only).
+
+    Both directions share one `exp`: cosines are at most 1, so with `E = exp(z − 1/τ)` every
+    log-sum-exp difference is `log Σ E·all − log Σ E·pos` over rows (item -> attributes) or
+    columns (attributes -> item). That is a third of the exps of four separate log-sum-exps,
+    the bulk of this loss's cost on CPU; E stays above exp(−2/τ), so τ must be ≥ 0.025.
+    """
     e = (self.item_table() if table is None else table)[ids_N]
     s = sum(self.attributes(ids_N[None])).reshape(e.shape)
     norm = lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
-    z_NxN = norm(e) @ norm(s).T / self.cfg.align_temp
+    E_NxN = jnp.exp((norm(e) @ norm(s).T - 1.0) / self.cfg.align_temp)
     g = jnp.asarray(self.side.group)[ids_N]
-    pos = (g[:, None] == g[None, :]) & valid_N[None, :]
-    z_NxN = jnp.where(valid_N[:, None] & valid_N[None, :], z_NxN, -1e9)
+    all_NxN = (valid_N[:, None] & valid_N[None, :]).astype(E_NxN.dtype)
+    pos_NxN = all_NxN * (g[:, None] == g[None, :])
+    tiny = jnp.finfo(E_NxN.dtype).tiny  # keeps the log finite on invalid rows (weighted 0 below)
+    n = jnp.maximum(valid_N.sum(), 1)
 
-    def nce(z):
-      lse_all = jax.nn.logsumexp(z, -1)
-      lse_pos = jax.nn.logsumexp(jnp.where(pos, z, -1e9), -1)
-      return jnp.sum((lse_all - lse_pos) * valid_N) / jnp.maximum(valid_N.sum(), 1)
+    def nce(axis):
+      gap = jnp.log((E_NxN * all_NxN).sum(axis) + tiny) - jnp.log((E_NxN * pos_NxN).sum(axis) + tiny)
+      return jnp.sum(gap * valid_N) / n
 
-    return 0.5 * (nce(z_NxN) + nce(z_NxN.T))
+    return 0.5 * (nce(1) + nce(0))
 
   def loss(self, batch, train: bool = True) -> jax.Array:
     ids = batch["input_ids"]
