@@ -102,6 +102,12 @@ def test_audit_report(tmp_path):
   assert (tmp_path / "audit" / "coverage.png").read_bytes()[:4] == b"\x89PNG"
   assert "| toy | 6 | 4 | 33.3% |" in (tmp_path / "audit" / "audit.md").read_text()
   assert json.loads((tmp_path / "audit" / "audit.json").read_text())["toy"]["items"] == 6
+  titles = [(i, "Bright red box" if i == 1 else "Plain box") for i in range(1, 7)]  # the teacher: item 1 visual
+  report = audit_banks({"toy": tmp_path / "b"}, tmp_path / "audit2", top=2, texts={"toy": titles})
+  agree = report["toy"]["teacher_agreement"]
+  assert agree["visual"]["teacher_coverage"] == pytest.approx(1 / 6) and agree["visual"]["recall"] == 1.0
+  assert agree["visual"]["precision"] == pytest.approx(0.5)  # the bank has items 1 and 4 visual
+  assert "| toy | visual | 16.7% | 33.3% | 0.50 | 1.00 | 0.67 |" in (tmp_path / "audit2" / "audit.md").read_text()
 
 
 def test_evidence_spans_and_weak_fallback():
