@@ -170,9 +170,10 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
-                 sensory_bank: str | None = None, student_dir: Path | None = None) -> tuple[dict, dict]:
-  """Base and Sens runs of every backbone and seed on one domain; returns table-6 input and the
-  per-run cold-start buckets of the test targets' training counts.
+                 sensory_bank: str | None = None, student_dir: Path | None = None) -> tuple[dict, dict, dict]:
+  """Base and Sens runs of every backbone and seed on one domain; returns table-6 input, the
+  per-run cold-start buckets of the test targets' training counts, and the per-run metrics of
+  the test users whose target has / has no active facet in the bank (empty without a bank).
 
   The bank is `sensory_bank` when given, else the bank of the student in `student_dir`, else the
   teacher bank built in `workdir`; a domain without item text gets Base rows only.
@@ -188,13 +189,20 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   elif sens and bank_path is None:
     bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher, progress)
   from aser_jax.data.splits import eval_split, train_item_counts
-  from aser_jax.eval.significance import cold_start_buckets
+  from aser_jax.eval.significance import cold_start_buckets, facet_target_split
 
-  target_counts = train_item_counts(seqs)[eval_split(seqs, 1, "test").targets]
-  results, buckets = {}, {}
+  targets = eval_split(seqs, 1, "test").targets
+  target_counts = train_item_counts(seqs)[targets]
+  target_active = None
+  if sens and bank_path is not None:
+    from aser_jax.bank.io import load_bank
+
+    target_active = load_bank(bank_path)[0].A.any(-1)[targets]
+  results, buckets, facet_splits = {}, {}, {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}
     cold = {"base": [], "sens": []}
+    facet = {"base": [], "sens": []}
     for seed in seeds:
       for variant, bank in (("base", None), ("sens", bank_path if sens else None)):
         if variant == "sens" and bank is None:
@@ -204,13 +212,18 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
                             train_overrides={"seed": seed, **(train_overrides or {})},
                             sensory_bank=str(bank) if bank else None)
         runs[variant].append({**r["test"], "sensory_alpha": r.get("sensory_alpha")})
-        cold[variant].append(cold_start_buckets(np.load(run_dir / "test_ranks.npy"), target_counts))
+        ranks = np.load(run_dir / "test_ranks.npy")
+        cold[variant].append(cold_start_buckets(ranks, target_counts))
+        if target_active is not None:
+          facet[variant].append(facet_target_split(ranks, target_active))
     if runs["sens"]:
       _qualitative(out, backbone, seeds[0], bank_path, seqs)
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
     buckets[(label, backbone)] = cold
-  return results, buckets
+    if target_active is not None:
+      facet_splits[(label, backbone)] = facet
+  return results, buckets, facet_splits
 
 
 def _run_dir(out: Path, backbone: str, variant: str, seed: int, bank=None) -> Path:
@@ -255,7 +268,7 @@ def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], stage: 
   from aser_jax.eval.report import cold_start_report, table6
 
   banks = banks or {}
-  results, buckets = {}, {}
+  results, buckets, facet_splits = {}, {}, {}
   student_dir = None
   needs_student = any(d not in banks for d, _ in domains) and kwargs.get("sensory_bank") is None
   if kwargs.get("sens", True) and stage.bank == "student" and needs_student:
@@ -263,9 +276,13 @@ def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], stage: 
                                          (kwargs.get("train_overrides") or {}).get("progress", True))
   for data, data_dir in domains:
     dkw = {**kwargs, "sensory_bank": banks[data]} if data in banks else kwargs
-    r, b = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,
+    r, b, f = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,
                         student_dir=student_dir, **dkw)
     results.update(r)
     buckets.update(b)
+    facet_splits.update(f)
   cold_start_report(buckets, Path(workdir) / "report")
+  if facet_splits:
+    cold_start_report(facet_splits, Path(workdir) / "report", name="facet_targets",
+                      grouping="the test target's facets in the bank")
   return table6(results, Path(workdir) / "report")

@@ -44,6 +44,9 @@ def test_main_job_end_to_end_writes_table6(tmp_path):
   assert (tmp_path / "report" / "table6.png").exists() and (tmp_path / "report" / "cold_start.png").exists()
   cold = (tmp_path / "report" / "cold_start.md").read_text()
   assert "| synthetic (SYNTHETIC) | sasrec | sens | 1-5 |" in cold
+  facet = (tmp_path / "report" / "facet_targets.md").read_text()
+  assert "| synthetic (SYNTHETIC) | sasrec | base | active facet |" in facet
+  assert (tmp_path / "report" / "facet_targets.png").exists()
   cases = (tmp_path / "synthetic" / "qualitative_sasrec_seed0.md").read_text()
   assert cases.startswith("| user | target | Base rank | Sens rank |")
 
@@ -67,7 +70,7 @@ def test_prebuilt_banks_route_per_domain_and_skip_the_student(tmp_path, monkeypa
 
   calls, trained = [], []
   monkeypatch.setattr(pipeline, "train_pipeline_student", lambda *a, **k: trained.append(a) or tmp_path / "student")
-  monkeypatch.setattr(pipeline, "base_vs_sens", lambda **k: calls.append(k) or ({}, {}))
+  monkeypatch.setattr(pipeline, "base_vs_sens", lambda **k: calls.append(k) or ({}, {}, {}))
   monkeypatch.setattr("aser_jax.eval.report.cold_start_report", lambda *a: None)
   monkeypatch.setattr("aser_jax.eval.report.table6", lambda *a: tmp_path / "t.md")
   domains = [("beauty", "d/beauty"), ("toys", "d/toys")]

@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from aser_jax.eval.report import cold_start_report, table6
-from aser_jax.eval.significance import cold_start_buckets, paired_comparison
+from aser_jax.eval.significance import cold_start_buckets, facet_target_split, paired_comparison
 
 
 def test_paired_t_test_by_hand():
@@ -30,6 +30,14 @@ def test_cold_start_buckets_by_hand():
   assert b["1-5"] == {"users": 2, "HR@10": 0.5, "NDCG@10": pytest.approx(0.5)}
   assert b["6-10"]["users"] == 2 and b["6-10"]["HR@10"] == 0.5
   assert b["11-20"]["NDCG@10"] == pytest.approx(1 / np.log2(3))
+
+
+def test_facet_target_split_by_hand():
+  ranks = np.array([1, 20, 3, 11, 2])
+  split = facet_target_split(ranks, np.array([True, True, False, False, False]))
+  assert split["active facet"] == {"users": 2, "HR@10": 0.5, "NDCG@10": pytest.approx(0.5)}
+  assert split["no active facet"]["users"] == 3 and split["no active facet"]["HR@10"] == pytest.approx(2 / 3)
+  assert split["no active facet"]["NDCG@10"] == pytest.approx((0.5 + 1 / np.log2(3)) / 3)
 
 
 def test_table6_files(tmp_path):

@@ -69,10 +69,12 @@ def _bars(results: dict, metrics, path: Path) -> None:
   plt.close(fig)
 
 
-def cold_start_report(buckets: dict, out_dir: str | Path, k: int = 10) -> Path:
-  """Writes `cold_start.md` and `cold_start.png`: NDCG@k per target-frequency bucket, Base vs Sens.
+def cold_start_report(buckets: dict, out_dir: str | Path, k: int = 10, name: str = "cold_start",
+                      grouping: str = "training count of the test target") -> Path:
+  """Writes `<name>.md` and `<name>.png`: NDCG@k per group of test users, Base vs Sens.
 
-  `buckets[(domain, backbone)][variant]` is a list (one per seed) of `cold_start_buckets` dicts.
+  `buckets[(domain, backbone)][variant]` is a list (one per seed) of `cold_start_buckets` (or
+  `facet_target_split`, with `grouping` naming it) dicts.
   """
   import matplotlib
 
@@ -82,7 +84,7 @@ def cold_start_report(buckets: dict, out_dir: str | Path, k: int = 10) -> Path:
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   metric = f"NDCG@{k}"
-  md = [f"| domain | backbone | variant | bucket (train count of target) | users | {metric} |", "|---|---|---|---|---|---|"]
+  md = [f"| domain | backbone | variant | {grouping} | users | {metric} |", "|---|---|---|---|---|---|"]
   fig, axes = plt.subplots(1, max(1, len(buckets)), figsize=(4.5 * max(1, len(buckets)), 3.2), squeeze=False)
   for ax, ((domain, backbone), by_variant) in zip(axes[0], buckets.items()):
     names = None
@@ -90,17 +92,18 @@ def cold_start_report(buckets: dict, out_dir: str | Path, k: int = 10) -> Path:
       if not runs:
         continue
       names = list(runs[0])
-      means = [float(np.nanmean([r[b][metric] for r in runs])) for b in names]
+      values = [np.array([r[b][metric] for r in runs], np.float64) for b in names]
+      means = [float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for v in values]  # empty group: nan
       for b, v in zip(names, means):
         md.append(f"| {domain} | {backbone} | {variant} | {b} | {runs[0][b]['users']} | {v:.4f} |")
       ax.bar(np.arange(len(names)) + (j - 0.5) * 0.4, means, 0.4, label=variant)
     if names:
       ax.set_xticks(np.arange(len(names)), names)
     ax.set_title(f"{domain} {backbone}: {metric}")
-    ax.set_xlabel("training count of the test target")
+    ax.set_xlabel(grouping)
     ax.legend()
   fig.tight_layout()
-  fig.savefig(out / "cold_start.png", dpi=120)
+  fig.savefig(out / f"{name}.png", dpi=120)
   plt.close(fig)
-  (out / "cold_start.md").write_text("\n".join(md) + "\n")
-  return out / "cold_start.md"
+  (out / f"{name}.md").write_text("\n".join(md) + "\n")
+  return out / f"{name}.md"

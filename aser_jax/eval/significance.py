@@ -35,17 +35,28 @@ def paired_comparison(base: list[float], sens: list[float]) -> Comparison:
   return Comparison(float(b.mean()), float(s.mean()), float(gain), float(t), float(p))
 
 
-def cold_start_buckets(ranks: np.ndarray, target_counts: np.ndarray, k: int = 10,
-                       edges=((1, 5), (6, 10), (11, 20))) -> dict[str, dict[str, float]]:
-  """HR@k and NDCG@k of test users grouped by their target's training frequency."""
+def group_metrics(ranks: np.ndarray, groups: dict[str, np.ndarray], k: int = 10) -> dict[str, dict[str, float]]:
+  """HR@k and NDCG@k of the test users selected by each boolean mask of `groups`."""
   ranks = np.asarray(ranks, np.float64)
   out = {}
-  for lo, hi in edges:
-    sel = (target_counts >= lo) & (target_counts <= hi)
+  for name, sel in groups.items():
     hit = ranks[sel] <= k
-    out[f"{lo}-{hi}"] = {
+    out[name] = {
         "users": int(sel.sum()),
         f"HR@{k}": float(hit.mean()) if sel.any() else float("nan"),
         f"NDCG@{k}": float(np.where(hit, 1 / np.log2(ranks[sel] + 1), 0).mean()) if sel.any() else float("nan"),
     }
   return out
+
+
+def cold_start_buckets(ranks: np.ndarray, target_counts: np.ndarray, k: int = 10,
+                       edges=((1, 5), (6, 10), (11, 20))) -> dict[str, dict[str, float]]:
+  """HR@k and NDCG@k of test users grouped by their target's training frequency."""
+  return group_metrics(ranks, {f"{lo}-{hi}": (target_counts >= lo) & (target_counts <= hi) for lo, hi in edges}, k)
+
+
+def facet_target_split(ranks: np.ndarray, target_active: np.ndarray, k: int = 10) -> dict[str, dict[str, float]]:
+  """HR@k and NDCG@k of test users whose target has at least one active facet in the bank, and
+  of the rest: a Sens gain that comes from the bank's content shows up in the first group."""
+  target_active = np.asarray(target_active, bool)
+  return group_metrics(ranks, {"active facet": target_active, "no active facet": ~target_active}, k)
