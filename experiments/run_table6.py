@@ -3,7 +3,8 @@
   python experiments/run_table6.py --data_dir=../shared/data --workdir=runs/table6
 
 Beauty, Toys and Yelp have item text offline and get Base and Sens rows; Grocery has none here
-and gets Base rows only. Writes report/table6.{md,csv,png} and report/cold_start.{md,png}.
+and gets Base rows only. Writes report/table6.{md,csv,png}, report/cold_start.{md,png} and
+report/facet_targets.{md,png} (Base vs Sens for test users whose target has / has no active facet).
 The same stages as the main job (experiments/run_pipeline.py), with the paper's grid as defaults.
 Prebuilt banks skip the student stage for their domains:
 
