@@ -117,3 +117,47 @@ def test_dropout_rate_and_scaling():
   y2 = layers.Dropout(0.3).apply({}, x, False, rngs={"dropout": jax.random.key(1)})
   assert (np.asarray(y2) != 0).mean() != kept.mean() or not np.array_equal(np.asarray(y2) != 0, kept)
   assert np.array_equal(np.asarray(layers.Dropout(0.3).apply({}, x, True)), np.asarray(x))
+
+
+def test_every_position_bce_matches_hand_formula():
+  model, cfg = registry.build("sasrec", 30, hidden=16, heads=2, layers=2, max_len=5, loss="bce_all")
+  seq = jnp.array([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [0, 0, 0, 0, 8, 9], [0, 0, 0, 2, 4, 6]])
+  params = model.init({"params": jax.random.key(0)}, seq[:, :-1], method=model.score)["params"]
+  params = jax.tree.map(lambda w: w + 0.05 * jax.random.normal(jax.random.key(1), w.shape), params)
+  neg = jnp.array([[1, 2, 9, 11, 12], [13, 14, 15, 16, 17], [3, 4, 5, 6, 18], [20, 21, 22, 23, 24]])
+  weight = jnp.array([1.0, 1.0, 1.0, 0.0])  # the last row is batch padding
+  batch = {"input_ids": seq, "weight": weight, "negative": neg}
+  per_row = model.apply({"params": params}, batch, False, method=model.loss)
+  got = float(jnp.sum(per_row * weight) / jnp.sum(weight))
+
+  h = np.asarray(model.apply({"params": params}, seq[:, :-1], False, method=model.hidden))
+  E = np.asarray(params["items"]["id_emb"]["embedding"])
+  s, n = np.asarray(seq), np.asarray(neg)
+  terms = []
+  for b in range(3):
+    for p in range(5):
+      if s[b, p] > 0:  # position p reads item s[b, p] and predicts s[b, p + 1]
+        pos_l, neg_l = h[b, p] @ E[s[b, p + 1]], h[b, p] @ E[n[b, p]]
+        terms.append(np.log1p(np.exp(-pos_l)) + np.log1p(np.exp(neg_l)))
+  assert len(terms) == 3 + 5 + 1
+  assert got == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def test_position_negatives_avoid_the_row():
+  seq = jnp.tile(jnp.arange(0, 9)[None], (32, 1))  # items 1..8 (and padding) in every row
+  neg = np.asarray(layers.sample_position_negatives(jax.random.key(0), seq, 7, 12, tries=16))
+  assert neg.shape == (32, 7)
+  assert set(neg.ravel().tolist()) == {9, 10, 11, 12}
+
+
+def test_every_position_bce_trains_on_windows_one_longer():
+  from aser_jax.data.sequences import SequenceData
+  from aser_jax.train.loop import training_samples
+  data = SequenceData(np.arange(3), (np.arange(1, 12), np.array([3, 4, 5]), np.array([5, 6, 7, 8])), 12)
+  model, _ = registry.build("sasrec", 12, max_len=4, loss="bce_all")
+  samples = training_samples(model, data)
+  np.testing.assert_array_equal(samples.inputs, [[5, 6, 7, 8, 9], [0, 0, 0, 0, 3], [0, 0, 0, 5, 6]])
+  base, _ = registry.build("sasrec", 12, max_len=4)
+  assert len(training_samples(base, data)) == 3 + 0 + 1  # prefixes of s[-6:-2] with an input
+  with pytest.raises(ValueError, match="early fusion"):
+    registry.build("sasrec", 12, loss="bce_all", bank_dim=8, fusion="late")

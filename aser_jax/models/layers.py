@@ -141,17 +141,27 @@ class TransformerBlock(nn.Module):
     return FeedForward(self.cfg, name="ffn")(x, train)
 
 
+def _first_unseen(cand_BxSxT: jax.Array, avoid_BxM: jax.Array) -> jax.Array:
+  """Per (row, slot), the first of T candidates not in the row's `avoid` ids (the first candidate
+  if none is valid, which is vanishingly rare for real catalogues): [B, S]."""
+  seen = (cand_BxSxT[..., None] == avoid_BxM[:, None, None, :]).any(-1)
+  first = jnp.argmax(~seen, axis=-1)
+  return jnp.take_along_axis(cand_BxSxT, first[..., None], axis=-1)[..., 0]
+
+
 def sample_negatives(rng: jax.Array, input_ids_BxL: jax.Array, target_B: jax.Array, num_items: int,
                      tries: int = 8) -> jax.Array:
-  """One uniform negative per row from 1..num_items, avoiding the row's input and target.
-
-  Draws `tries` candidates and keeps the first valid one (the first draw if none is valid,
-  which is vanishingly rare for real catalogues).
-  """
+  """One uniform negative per row from 1..num_items, avoiding the row's input and target."""
   cand_BxT = jax.random.randint(rng, (target_B.shape[0], tries), 1, num_items + 1)
-  seen = (cand_BxT[:, :, None] == input_ids_BxL[:, None, :]).any(-1) | (cand_BxT == target_B[:, None])
-  first = jnp.argmax(~seen, axis=1)
-  return jnp.take_along_axis(cand_BxT, first[:, None], axis=1)[:, 0]
+  avoid = jnp.concatenate([input_ids_BxL, target_B[:, None]], axis=1)
+  return _first_unseen(cand_BxT[:, None], avoid)[:, 0]
+
+
+def sample_position_negatives(rng: jax.Array, seq_BxM: jax.Array, positions: int, num_items: int,
+                              tries: int = 8) -> jax.Array:
+  """One uniform negative per (row, position) from 1..num_items avoiding every item of the row: [B, positions]."""
+  cand = jax.random.randint(rng, (seq_BxM.shape[0], positions, tries), 1, num_items + 1)
+  return _first_unseen(cand, seq_BxM)
 
 
 def bce_loss(u_BxD, table_NxD, target_B, negative_B) -> jax.Array:

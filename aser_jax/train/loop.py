@@ -72,12 +72,15 @@ class Evaluator:
 
 
 def training_samples(model, data: SequenceData, empty_inputs: bool = False) -> TrainSamples:
-  """The module's training samples: its class attribute `sample_mode` is "prefix" (default,
-  prefix augmentation; `empty_inputs` keeps the reference's empty-input samples) or "sequence"
-  (whole training sequences, e.g. BERT4Rec's masking)."""
-  mode = getattr(type(model), "sample_mode", "prefix")
+  """The module's training samples, chosen by its attribute `sample_mode`: "prefix" (default,
+  prefix augmentation; `empty_inputs` keeps the reference's empty-input samples), "sequence"
+  (whole training sequences, e.g. BERT4Rec's masking) or "next_items" (whole sequences one item
+  longer than `max_len`, so inputs and next-item targets both span L positions)."""
+  mode = getattr(model, "sample_mode", "prefix")
   if mode == "sequence":
     return train_sequences(data, model.cfg.max_len, getattr(model.cfg, "repeats", 1))
+  if mode == "next_items":
+    return train_sequences(data, model.cfg.max_len + 1)
   if mode == "prefix":
     return train_samples(data, model.cfg.max_len, empty_inputs)
   raise ValueError(f"unknown sample_mode {mode!r} of {type(model).__name__}")

@@ -2,7 +2,14 @@
 
 `x = Dropout(LN(E_item[ids] + E_pos))`, post-LN Transformer blocks with a causal and padding
 mask, user state = output at the last position, scores = `h · E_itemᵀ` (tied).
-Loss: BCE with one sampled negative at the last position (reference), or full softmax CE.
+Losses (`cfg.loss`):
+- "bce": BCE with one sampled negative at the last position of each prefix-augmented sample
+  (the BSARec repository's SASRec, BACKBONES.md);
+- "bce_all": BCE with one sampled negative at every position of the user's whole training
+  sequence, averaged over the batch's positions (the S3-Rec/CoSeRec lineage of SASRec, i.e.
+  the original SASRec objective; ASER_SPEC §6: "learn to predict the next item at each step").
+  Its batches are the newest L+1 training items per user: inputs the first L, targets the last L;
+- "ce": full softmax cross-entropy at the last position.
 """
 
 from __future__ import annotations
@@ -20,13 +27,24 @@ from aser_jax.models.registry import register
 
 @dataclasses.dataclass(frozen=True)
 class SASRecConfig(layers.BackboneConfig):
-  loss: str = "bce"  # "bce" (one sampled negative) or "ce" (softmax over all items)
+  loss: str = "bce"  # "bce", "bce_all" or "ce" (module docstring)
+
+  def __post_init__(self):
+    if self.loss not in ("bce", "bce_all", "ce"):
+      raise ValueError(f"SASRec loss must be 'bce', 'bce_all' or 'ce', got {self.loss!r}")
+    if self.loss == "bce_all" and self.bank_dim and self.fusion == "late":
+      raise ValueError("SASRec loss 'bce_all' supports early fusion only (late fusion blends one user state)")
 
 
 @register("sasrec", SASRecConfig)
 class SASRec(nn.Module):
   cfg: SASRecConfig
   num_items: int
+
+  @property
+  def sample_mode(self) -> str:
+    """Read by the training loop: prefix samples, or whole sequences for every-position BCE."""
+    return "next_items" if self.cfg.loss == "bce_all" else "prefix"
 
   def setup(self):
     self.items = ItemTable(self.cfg, self.num_items, name="items")
@@ -58,6 +76,8 @@ class SASRec(nn.Module):
     return self.encode(input_ids_BxL, False, table) @ table.T
 
   def loss(self, batch, train: bool = True) -> jax.Array:
+    if self.cfg.loss == "bce_all":
+      return self._loss_all_positions(batch, train)
     table = self.item_table()
     u = self.encode(batch["input_ids"], train, table)
     if self.cfg.loss == "ce":
@@ -66,3 +86,21 @@ class SASRec(nn.Module):
     if neg is None:
       neg = layers.sample_negatives(self.make_rng("sample"), batch["input_ids"], batch["target"], self.num_items)
     return layers.bce_loss(u, table, batch["target"], neg)
+
+  def _loss_all_positions(self, batch, train: bool) -> jax.Array:
+    """Every-position BCE; rows return `sum of their position losses × (Σ weight) / (weighted
+    position count)`, so the loop's weighted row mean is the mean over the batch's positions."""
+    seq_BxM = batch["input_ids"]
+    ids_BxL, targets_BxL = seq_BxM[:, :-1], seq_BxM[:, 1:]
+    B, L = ids_BxL.shape
+    table = self.item_table()
+    h_BxLxD = self.hidden(ids_BxL, train, table=table)
+    neg_BxL = batch.get("negative")
+    if neg_BxL is None:
+      neg_BxL = layers.sample_position_negatives(self.make_rng("sample"), seq_BxM, L, self.num_items)
+    pos = jnp.sum(h_BxLxD * table[targets_BxL], -1)
+    neg = jnp.sum(h_BxLxD * table[neg_BxL], -1)
+    on = (ids_BxL > 0).astype(h_BxLxD.dtype)
+    per_row = -jnp.sum((jax.nn.log_sigmoid(pos) + jax.nn.log_sigmoid(-neg)) * on, -1)
+    w_B = batch.get("weight", jnp.ones((B,), h_BxLxD.dtype))
+    return per_row * jnp.sum(w_B) / jnp.maximum(jnp.sum(on.sum(-1) * w_B), 1.0)
