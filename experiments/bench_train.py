@@ -10,7 +10,8 @@ from absl import app, flags
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import load_sequences
 from aser_jax.train.bench import bench_train
-from aser_jax.train.run import resolve_side
+from aser_jax.models.registry import config_class
+from aser_jax.train.run import parse_overrides, resolve_side
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "sasrec", "Registered backbone name.")
@@ -18,6 +19,7 @@ flags.DEFINE_string("data", "synthetic", "Preset, sequence file, or 'synthetic'.
 flags.DEFINE_string("data_dir", None, "Folder holding the preset's file.")
 flags.DEFINE_integer("steps", 0, "Timed train steps (0: one whole epoch).")
 flags.DEFINE_integer("batch_size", 256, "Training batch size.")
+flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=loss=bce.")
 flags.DEFINE_string("side_file", None, "Side information for backbones that use it (default: found beside the data).")
 
 
@@ -26,7 +28,9 @@ def main(argv):
   setup_logging()
   data = load_sequences(FLAGS.data, FLAGS.data_dir)
   side = resolve_side(FLAGS.backbone, FLAGS.data, FLAGS.data_dir, data.num_items, FLAGS.side_file)
-  print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size, side=side), indent=2))
+  overrides = parse_overrides(FLAGS.override, config_class(FLAGS.backbone))
+  print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size, side=side,
+                               model_overrides=overrides), indent=2))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ BIN = [sys.executable, str(REPO / "experiments" / "train_recommender.py")]
 ARGS = ["--hidden=16", "--batch_size=64", "--patience=100", "--progress=false", "--seed=7"]
 
 
-def _run(data, workdir, epochs, env=None, check=True):
-  cmd = BIN + [f"--data={data}", f"--workdir={workdir}", f"--epochs={epochs}"] + ARGS
+def _run(data, workdir, epochs, env=None, check=True, extra=()):
+  cmd = BIN + [f"--data={data}", f"--workdir={workdir}", f"--epochs={epochs}", *extra] + ARGS
   return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check)
 
 
@@ -85,3 +85,17 @@ def test_bad_backbone_and_bad_data_fail_clearly(tmp_path):
   bad.write_text("1 1 2 3\n2 5 oops 7\n")
   out = _run(bad, tmp_path / "w", epochs=1, check=False)
   assert out.returncode != 0 and "bad.txt:2 [item 2]: expected an integer id, got 'oops'" in out.stderr
+
+
+def test_resume_refuses_other_settings_but_allows_more_epochs(tiny_data_file, tmp_path):
+  wd = tmp_path / "run"
+  _run(tiny_data_file, wd, epochs=1)
+  (wd / "metrics.json").unlink()  # as if the run were still going
+  clash = subprocess.run(BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=2", "--lr=0.01"] + ARGS,
+                         capture_output=True, text=True)
+  assert clash.returncode != 0
+  assert "train.lr: 0.001 -> 0.01" in clash.stderr and "new --workdir" in clash.stderr
+  loss_clash = _run(tiny_data_file, wd, epochs=2, check=False, extra=["--override=loss=ce"])
+  assert loss_clash.returncode != 0 and "model.loss: 'bce_all' -> 'ce'" in loss_clash.stderr
+  _run(tiny_data_file, wd, epochs=2)
+  assert [int(r["epoch"]) for r in _log(wd)] == [1, 2] and _metrics(wd)["epochs"] == 2

@@ -19,9 +19,11 @@ from aser_jax.train.state import adam, init_state, jit_train_step
 
 
 def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: int = 256,
-                eval_repeats: int = 2, side=None) -> dict:
-  """Times `steps` train steps (0: one whole epoch) after a compile step, and full validation passes."""
+                eval_repeats: int = 2, side=None, model_overrides: dict | None = None) -> dict:
+  """Times `steps` train steps (0: one whole epoch) after a compile step, and full validation passes;
+  `model_overrides` replace fields of the paper settings (e.g. SASRec's `loss`)."""
   model_kw, train_kw = configs.paper_settings(backbone, data.name)
+  model_kw.update(model_overrides or {})
   model, cfg = registry.build(backbone, data.num_items, side=side, **model_kw)
   tcfg = TrainConfig(batch_size=batch_size, **{k: v for k, v in train_kw.items() if k == "lr"})
   mesh = sharding.data_mesh()

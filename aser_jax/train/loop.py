@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -126,11 +127,14 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   ckpts = checkpoint.Checkpoints(workdir)
   loop = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "done": False,
           "best_valid": {}, "epoch_seconds": [], "valid_seconds": []}
+  run = run_fingerprint(data, backbone, model_cfg, train_cfg, len(samples), bank)
   latest = ckpts.latest()
   if latest is not None:
     state, loop = ckpts.restore(latest, state)
+    check_resume(loop.get("run"), run, ckpts.dir)
     data_iter.set_state(loop["data"])
     log.info("resumed from %s at epoch %d", ckpts.dir, loop["epoch"])
+  loop["run"] = run
 
   log_path = workdir / "log.csv"
   _truncate_log(log_path, loop["epoch"])
@@ -210,6 +214,44 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   }
   (workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
   return result
+
+
+# Train settings a resumed run may change: how long it runs and how it shows progress.
+_RESUMABLE_CHANGES = ("epochs", "patience", "progress", "eval_chunk", "data_workers")
+
+
+def run_fingerprint(data: SequenceData, backbone: str, model_cfg, train_cfg: TrainConfig, num_samples: int,
+                    bank=None) -> dict:
+  """What a checkpoint was trained on: data, backbone config, train settings and the bank's digest."""
+  digest = None
+  if bank is not None:
+    h = hashlib.sha256()
+    for name, arr in sorted(bank.arrays().items()):
+      h.update(name.encode())
+      h.update(np.ascontiguousarray(arr).tobytes())
+    digest = h.hexdigest()[:16]
+  train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in _RESUMABLE_CHANGES}
+  run = {"data": data.name, "users": data.num_users, "items": data.num_items, "train_samples": num_samples,
+         "backbone": backbone, "model": dataclasses.asdict(model_cfg), "train": train, "bank": digest}
+  return json.loads(json.dumps(run, default=_json_default))
+
+
+def check_resume(saved: dict | None, current: dict, where) -> None:
+  """Refuses to resume a checkpoint trained with other settings (a changed default or flag would
+  otherwise silently mix two runs); checkpoints from before fingerprints only get a warning."""
+  if saved is None:
+    log.warning("%s has no run fingerprint (written by an older version): resuming unchecked", where)
+    return
+  diffs = []
+  for key in sorted(set(saved) | set(current)):
+    a, b = saved.get(key), current.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    elif a != b:
+      diffs.append(f"{key}: {a!r} -> {b!r}")
+  if diffs:
+    raise ValueError(f"{where} holds a run with other settings ({'; '.join(diffs)}); use a new --workdir "
+                     "or pass the original settings")
 
 
 def _blend_alpha(params) -> float | None:
