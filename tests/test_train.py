@@ -91,8 +91,7 @@ def test_resume_refuses_other_settings_but_allows_more_epochs(tiny_data_file, tm
   wd = tmp_path / "run"
   _run(tiny_data_file, wd, epochs=1)
   (wd / "metrics.json").unlink()  # as if the run were still going
-  clash = subprocess.run(BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=2", "--lr=0.01"] + ARGS,
-                         capture_output=True, text=True)
+  clash = _run(tiny_data_file, wd, epochs=2, check=False, extra=["--lr=0.01"])
   assert clash.returncode != 0
   assert "train.lr: 0.001 -> 0.01" in clash.stderr and "new --workdir" in clash.stderr
   loss_clash = _run(tiny_data_file, wd, epochs=2, check=False, extra=["--override=loss=ce"])

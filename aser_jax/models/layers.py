@@ -165,7 +165,8 @@ def sample_position_negatives(rng: jax.Array, seq_BxM: jax.Array, positions: int
 
 
 def bce_loss(u_BxD, table_NxD, target_B, negative_B) -> jax.Array:
-  """Per-row BCE with one positive and one sampled negative (SASRec's reference loss)."""
+  """BCE with one positive and one sampled negative per user state (SASRec's loss); the leading
+  shape of `u` ([B] or [B, L]) is that of the targets and negatives and of the result."""
   pos = jnp.sum(u_BxD * table_NxD[target_B], -1)
   neg = jnp.sum(u_BxD * table_NxD[negative_B], -1)
   return -(jax.nn.log_sigmoid(pos) + jax.nn.log_sigmoid(-neg))

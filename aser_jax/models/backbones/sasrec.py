@@ -98,9 +98,7 @@ class SASRec(nn.Module):
     neg_BxL = batch.get("negative")
     if neg_BxL is None:
       neg_BxL = layers.sample_position_negatives(self.make_rng("sample"), seq_BxM, L, self.num_items)
-    pos = jnp.sum(h_BxLxD * table[targets_BxL], -1)
-    neg = jnp.sum(h_BxLxD * table[neg_BxL], -1)
     on = (ids_BxL > 0).astype(h_BxLxD.dtype)
-    per_row = -jnp.sum((jax.nn.log_sigmoid(pos) + jax.nn.log_sigmoid(-neg)) * on, -1)
+    per_row = jnp.sum(layers.bce_loss(h_BxLxD, table, targets_BxL, neg_BxL) * on, -1)
     w_B = batch.get("weight", jnp.ones((B,), h_BxLxD.dtype))
     return per_row * jnp.sum(w_B) / jnp.maximum(jnp.sum(on.sum(-1) * w_B), 1.0)
