@@ -18,13 +18,18 @@ def grad_step(w, x):  # the backward pass keeps a 41 MB activation [20000, 512] 
 
 f = jax.jit(grad_step)
 w, x = jnp.full((64, 512), 0.01), jnp.ones((20000, 64))
-for _ in range(40):  # until the heap has grown to the program's working set (20-40 calls)
+for _ in range(20):
   f(w, x).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-  f(w, x).block_until_ready()
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-print(json.dumps({"applied": _malloc.applied, "faults_per_call": faults}))
+# The heap reaches the program's working set after 20-40 calls, later under memory pressure;
+# the steady state is the quietest of eight 10-call windows after that.
+windows = []
+for _ in range(8):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  for _ in range(10):
+    f(w, x).block_until_ready()
+  windows.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+faults = min(windows)
+print(json.dumps({"applied": _malloc.applied, "faults_per_call": faults, "windows": windows}))
 """
 
 
@@ -39,6 +44,6 @@ def _probe(**env):
 def test_scratch_buffers_are_reused_instead_of_faulted_in_again():
   pages = 20000 * 512 * 4 / 4096  # pages of one activation
   tuned = _probe()
-  assert tuned["applied"] and tuned["faults_per_call"] < 0.25 * pages
+  assert tuned["applied"] and tuned["faults_per_call"] < 0.25 * pages, tuned
   untuned = _probe(ASER_JAX_TUNE_MALLOC="0")
-  assert not untuned["applied"] and untuned["faults_per_call"] > 0.5 * pages  # glibc's default behaviour
+  assert not untuned["applied"] and untuned["faults_per_call"] > 0.5 * pages, untuned  # glibc's default behaviour
