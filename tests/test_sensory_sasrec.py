@@ -1,6 +1,7 @@
 """Sensory fusion wired into SASRec and the training loop (ASER_SPEC §5)."""
 
 import csv
+import json
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ from aser_jax.data.sequences import read_sequences
 from aser_jax.models import registry
 from aser_jax.models.fusion import BANK, bank_variables
 from aser_jax.train import sharding
-from aser_jax.train.loop import TrainConfig, train_and_evaluate
+from aser_jax.train.loop import TrainConfig, bank_digest, train_and_evaluate
 from aser_jax.train.state import init_state, jit_train_step
 
 
@@ -86,9 +87,13 @@ def test_bank_is_frozen_and_not_in_trainable_state():
 
 def test_training_with_a_bank_end_to_end(tiny_data_file, tmp_path):
   data = read_sequences(tiny_data_file)
+  bank = _bank(data.num_items)
   out = train_and_evaluate(data, "sasrec", tmp_path / "sens", TrainConfig(epochs=2, batch_size=64, progress=False),
-                           bank=_bank(data.num_items), hidden=16)
+                           bank=bank, hidden=16)
   assert 0 < out["sensory_alpha"] < 1 and out["model_config"]["bank_dim"] == 8
+  saved = json.loads((tmp_path / "sens" / "metrics.json").read_text())
+  other = Bank(bank.K, bank.C * 0.5, bank.Pi, bank.N, bank.A)
+  assert saved["bank"] == out["bank"] == bank_digest(bank) != bank_digest(other)  # which bank the run fused
   assert np.isfinite(out["test"]["NDCG@10"])
   with open(tmp_path / "sens" / "log.csv") as f:
     rows = list(csv.DictReader(f))

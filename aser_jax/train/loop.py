@@ -204,6 +204,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "train_samples": len(samples),
       "devices": n_dev,
       "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
+      "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
       "sensory_alpha": _blend_alpha(best),
       "valid": loop["best_valid"],
       "test": ranking.metrics_from_ranks(test_ranks),
@@ -223,17 +224,20 @@ _RESUMABLE_CHANGES = ("epochs", "patience", "progress", "eval_chunk", "data_work
 def run_fingerprint(data: SequenceData, backbone: str, model_cfg, train_cfg: TrainConfig, num_samples: int,
                     bank=None) -> dict:
   """What a checkpoint was trained on: data, backbone config, train settings and the bank's digest."""
-  digest = None
-  if bank is not None:
-    h = hashlib.sha256()
-    for name, arr in sorted(bank.arrays().items()):
-      h.update(name.encode())
-      h.update(np.ascontiguousarray(arr).tobytes())
-    digest = h.hexdigest()[:16]
+  digest = None if bank is None else bank_digest(bank)
   train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in _RESUMABLE_CHANGES}
   run = {"data": data.name, "users": data.num_users, "items": data.num_items, "train_samples": num_samples,
          "backbone": backbone, "model": dataclasses.asdict(model_cfg), "train": train, "bank": digest}
   return json.loads(json.dumps(run, default=_json_default))
+
+
+def bank_digest(bank) -> str:
+  """A short digest of a bank's arrays: which bank a run fused, whatever its file was called."""
+  h = hashlib.sha256()
+  for name, arr in sorted(bank.arrays().items()):
+    h.update(name.encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+  return h.hexdigest()[:16]
 
 
 def check_resume(saved: dict | None, current: dict, where) -> None:

@@ -1,0 +1,190 @@
+"""Multi-seed summaries of finished recommender runs, against the ASER paper's table 6.
+
+Runs launched one per job (one seed, one backbone, one bank each, as on a cluster) leave a
+`metrics.json` each; this groups them into seed sets of identical settings, reports mean and
+sample std over seeds, the gap to the paper's row, and Base vs Sens paired over shared seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from aser_jax.eval.paper_tables import METRIC_ORDER, table6_reference
+from aser_jax.eval.significance import paired_comparison
+
+# Settings that do not change what a run computes, so runs differing in them pool together.
+_NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers")
+_BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
+HEADLINE = ("HR@10", "NDCG@10")
+
+
+def load_runs(roots) -> tuple[list[dict], list[str]]:
+  """Finished runs under `roots` (run folders or folders holding them) and the unfinished ones.
+
+  A run folder holds `metrics.json`; one with `checkpoints/` but no `metrics.json` is still
+  training (or was killed) and is listed as unfinished, not counted.
+  """
+  runs, unfinished, seen = [], [], set()
+  for root in map(Path, roots):
+    if not root.exists():
+      raise FileNotFoundError(f"{root}: no such run folder")
+    found = [root / "metrics.json"] if (root / "metrics.json").exists() else sorted(root.rglob("metrics.json"))
+    for path in found:
+      if path.resolve() not in seen:
+        seen.add(path.resolve())
+        run = _read_run(path)
+        if run is not None:
+          runs.append(run)
+    candidates = [root] if (root / "checkpoints").is_dir() else [p.parent for p in root.rglob("checkpoints")]
+    unfinished += [str(d) for d in candidates if not (d / "metrics.json").exists()]
+  return runs, sorted(set(unfinished))
+
+
+def _read_run(path: Path) -> dict | None:
+  """One run's identity and test metrics; None for a metrics.json of another kind (student)."""
+  try:
+    m = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+  if "backbone" not in m:
+    return None
+  for field in ("data", "model_config", "train_config", "test"):
+    if field not in m:
+      raise ValueError(f"{path}: field {field!r} missing (not a metrics.json of train_recommender.py?)")
+  missing = [k for k in METRIC_ORDER if k not in m["test"]]
+  if missing:
+    raise ValueError(f"{path}: field 'test' lacks {', '.join(missing)}")
+  train = {k: v for k, v in m["train_config"].items() if k not in _NOT_SETTINGS}
+  sens = m.get("sensory_alpha") is not None
+  bank = m.get("bank")
+  if sens and bank is None:  # written before metrics.json named its bank: never pooled with others
+    bank = f"unknown ({path.parent.name})"
+  model = {k: v for k, v in m["model_config"].items() if k not in _BANK_DERIVED}
+  settings = {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
+  domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
+  return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
+          "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
+          "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
+          "alpha": m.get("sensory_alpha")}
+
+
+def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
+  """Seed sets and Base-vs-Sens pairs.
+
+  A seed set is the runs of one (data, backbone, variant, bank, settings); its label names the
+  settings in which it differs from the other sets of the same data and backbone. Each set's
+  HR@10 and NDCG@10 are compared with the paper's table-6 row of the same variant where there
+  is one: `within` says whether both means are inside ±`tolerance` of it.
+  """
+  sets = defaultdict(list)
+  for r in runs:
+    key = (r["domain"], r["backbone"], r["variant"], r["bank"], json.dumps(r["settings"], sort_keys=True))
+    sets[key].append(r)
+  differing = defaultdict(set)
+  by_pair = defaultdict(list)
+  for key in sets:
+    by_pair[key[:2]].append(json.loads(key[4]))
+  for pair, all_settings in by_pair.items():
+    fields = set().union(*all_settings)
+    differing[pair] = {f for f in fields if len({json.dumps(s.get(f)) for s in all_settings}) > 1}
+
+  rows = []
+  for key, members in sorted(sets.items(), key=lambda kv: kv[0][:4] + (kv[0][4],)):
+    domain, backbone, variant, bank, settings_json = key
+    settings = json.loads(settings_json)
+    seeds = [r["seed"] for r in members]
+    if len(set(seeds)) != len(seeds):
+      dup = sorted({s for s in seeds if seeds.count(s) > 1})
+      raise ValueError(f"seed(s) {dup} of {domain} {backbone} {variant} appear in more than one run folder: "
+                       + ", ".join(r["path"] for r in members if r["seed"] in dup))
+    members = sorted(members, key=lambda r: r["seed"])
+    label = ", ".join(f"{f.split('.', 1)[1]}={settings.get(f)}" for f in sorted(differing[(domain, backbone)]))
+    values = {m: np.array([r["test"][m] for r in members], np.float64) for m in METRIC_ORDER}
+    row = {"domain": domain, "backbone": backbone, "variant": variant, "bank": bank, "label": label,
+           "seeds": [r["seed"] for r in members], "runs": [r["path"] for r in members],
+           "mean": {m: float(v.mean()) for m, v in values.items()},
+           "std": {m: float(v.std(ddof=1)) if v.size > 1 else float("nan") for m, v in values.items()},
+           "test_by_seed": {m: v.tolist() for m, v in values.items()},
+           "epochs": [r["epochs"] for r in members],
+           "alpha": float(np.mean([r["alpha"] for r in members])) if variant == "sens" else None,
+           "_settings": settings_json}
+    paper = None if domain.endswith("(SYNTHETIC)") else table6_reference(domain, backbone, variant)
+    if paper is not None:
+      gap = {m: row["mean"][m] / paper[m] - 1 for m in HEADLINE}
+      row["paper"] = {m: paper[m] for m in HEADLINE}
+      row["gap"] = gap
+      row["within"] = all(abs(g) <= tolerance for g in gap.values())
+    rows.append(row)
+
+  pairs = []
+  for sens in (r for r in rows if r["variant"] == "sens"):
+    for base in (r for r in rows if r["variant"] == "base"):
+      if (base["domain"], base["backbone"], base["_settings"]) != (sens["domain"], sens["backbone"], sens["_settings"]):
+        continue
+      common = sorted(set(base["seeds"]) & set(sens["seeds"]))
+      if not common:
+        continue
+      pick = lambda row, m: [row["test_by_seed"][m][row["seeds"].index(s)] for s in common]
+      comps = {m: paired_comparison(pick(base, m), pick(sens, m)) for m in HEADLINE}
+      paper_b = table6_reference(sens["domain"], sens["backbone"], "base")
+      paper_s = table6_reference(sens["domain"], sens["backbone"], "sens")
+      pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
+                    "label": sens["label"], "seeds": common,
+                    **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
+                           "paper_gain": paper_s[m] / paper_b[m] - 1 if paper_b else None}
+                       for m, c in comps.items()}})
+  for r in rows:
+    del r["_settings"]
+  return {"tolerance": tolerance, "sets": rows, "pairs": pairs}
+
+
+def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> Path:
+  """Writes `summary.md`, `summary.csv` (one row per seed set, all six metrics) and `summary.json`."""
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  tol = summary["tolerance"]
+  md = ["## Seed sets (test, mean ± sample std over seeds)", "",
+        "| domain | backbone | variant | settings | seeds | HR@10 | NDCG@10 | paper HR@10 / NDCG@10 | gap | "
+        f"within ±{tol:.0%} |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in summary["sets"]:
+    cells = [f"{r['mean'][m]:.4f} ± {r['std'][m]:.4f}" if r["std"][m] == r["std"][m] else f"{r['mean'][m]:.4f}"
+             for m in HEADLINE]
+    variant = r["variant"] if r["bank"] is None else f"sens (bank {r['bank']})"
+    if "paper" in r:
+      paper = " / ".join(f"{r['paper'][m]:.4f}" for m in HEADLINE)
+      gap = " / ".join(f"{r['gap'][m]:+.1%}" for m in HEADLINE)
+      within = "yes" if r["within"] else "no"
+    else:
+      paper, gap, within = "-", "-", "-"
+    md.append(f"| {r['domain']} | {r['backbone']} | {variant} | {r['label'] or '-'} | "
+              f"{','.join(map(str, r['seeds']))} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} |")
+  if summary["pairs"]:
+    md += ["", "## Base vs Sens, paired over shared seeds", "",
+           "| domain | backbone | bank | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
+           "paper gain HR@10 / NDCG@10 |", "|---|---|---|---|---|---|---|"]
+    for p in summary["pairs"]:
+      cells = [f"{p[m]['base']:.4f} → {p[m]['sens']:.4f} ({p[m]['gain']:+.1%}, p={p[m]['p']:.3f})" for m in HEADLINE]
+      paper = " / ".join(f"{p[m]['paper_gain']:+.1%}" for m in HEADLINE) if p["HR@10"]["paper_gain"] is not None else "-"
+      md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {','.join(map(str, p['seeds']))} | "
+                f"{cells[0]} | {cells[1]} | {paper} |")
+  if unfinished:
+    md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
+  md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
+         "seeds (nan with fewer than two)."]
+  (out / "summary.md").write_text("\n".join(md) + "\n")
+  header = ["domain", "backbone", "variant", "bank", "settings", "seeds", *(f"{m} mean" for m in METRIC_ORDER),
+            *(f"{m} std" for m in METRIC_ORDER)]
+  with open(out / "summary.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(header)
+    for r in summary["sets"]:
+      w.writerow([r["domain"], r["backbone"], r["variant"], r["bank"] or "", r["label"],
+                  " ".join(map(str, r["seeds"])), *(f"{r['mean'][m]:.6f}" for m in METRIC_ORDER),
+                  *(f"{r['std'][m]:.6f}" for m in METRIC_ORDER)])
+  (out / "summary.json").write_text(json.dumps({**summary, "unfinished": unfinished}, indent=2) + "\n")
+  return out / "summary.md"
