@@ -22,6 +22,9 @@ _DOMAIN = flags.DEFINE_string("domain", "", "Student domain token (default: --da
                               "else [DOM_unk]).")
 _SOURCE = flags.DEFINE_enum("source", "title", ["title", "description", "review"],
                             "Source token the catalogue texts are fed with ([SRC_...]).")
+_HEAD = flags.DEFINE_enum("head", "canonical", ["canonical", "example"],
+                          "Student head whose embeddings form K: the canonical head (ASER_SPEC §4), or the "
+                          "example head (ablation: keeps per-text detail that item-level targets average away).")
 _THETA = flags.DEFINE_float("theta", 0.5, "Presence threshold θ.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per student call.")
 _SHARD = flags.DEFINE_integer("shard_items", 2000, "Items per resumable shard.")
@@ -33,7 +36,7 @@ def main(argv):
   del argv
   setup_logging()
   cfg = BankBuildConfig(theta=_THETA.value, batch_size=_BATCH.value, shard_items=_SHARD.value, domain=_DOMAIN.value,
-                        source=_SOURCE.value)
+                        source=_SOURCE.value, head=_HEAD.value)
   _, stats = build_student_bank(_STUDENT.value, _DATA.value, _DATA_DIR.value, _OUT.value, cfg,
                                 export=_EXPORT.value, progress=_PROGRESS.value)
   print(json.dumps(stats, indent=2))

@@ -72,6 +72,8 @@ def test_bank_values_follow_the_aggregation_and_empty_items_are_clean(tmp_path):
   assert bank.A[6].tolist() == [0, 0, 0, 1, 0]
   assert np.isfinite(bank.K).all() and np.all(bank.K[0] == 0)
   assert stats["items_with_active_facet"] == 4 and stats["share_no_active_facet"] == pytest.approx(2 / 6)
+  assert stats["head"] == "canonical" and stats["k_mean_pairwise_cos"]["gustatory"] is None  # one active item
+  assert stats["k_mean_pairwise_cos"]["visual"] == pytest.approx(float(bank.K[1, 0] @ bank.K[4, 0]), abs=1e-6)
 
 
 def test_missing_item_nan_and_stale_build_are_errors(tmp_path):
@@ -101,6 +103,8 @@ def test_audit_report(tmp_path):
   assert [c["item"] for c in top_visual] == [1, 4] and top_visual[0]["evidence"] == "piece 0"
   assert (tmp_path / "audit" / "coverage.png").read_bytes()[:4] == b"\x89PNG"
   assert "| toy | 6 | 4 | 33.3% |" in (tmp_path / "audit" / "audit.md").read_text()
+  assert "| toy | - | - | - | - | - |" not in (tmp_path / "audit" / "audit.md").read_text()
+  assert r["k_mean_pairwise_cos"]["gustatory"] is None and "| toy | 0." in (tmp_path / "audit" / "audit.md").read_text()
   assert json.loads((tmp_path / "audit" / "audit.json").read_text())["toy"]["items"] == 6
   titles = [(i, "Bright red box" if i == 1 else "Plain box") for i in range(1, 7)]  # the teacher: item 1 visual
   report = audit_banks({"toy": tmp_path / "b"}, tmp_path / "audit2", top=2, texts={"toy": titles})
@@ -139,3 +143,49 @@ def test_teacher_agreement_by_hand():
                                 "precision": 0.0, "recall": 0.0, "f1": 0.0}
   assert agree["tactile"]["teacher_coverage"] == 0.0 and agree["tactile"]["bank_coverage"] == pytest.approx(1 / 3)
   assert agree["any"] == {"teacher_coverage": 1.0, "bank_coverage": 1.0}
+
+
+def test_facet_spread_by_hand():
+  from aser_jax.bank.aggregate import Bank, facet_spread
+
+  K = np.zeros((5, F, 2), np.float32)
+  A = np.zeros((5, F), np.float32)
+  K[1:4, 0] = [[1, 0], [0, 3], [2, 0]]  # cosines 0, 1, 0 between the three pairs
+  A[1:4, 0] = 1
+  K[4, 1], A[4, 1] = [1, 0], 1  # one active item: no pair
+  K[2, 2], A[2, 2] = [0, 1], 1
+  K[3, 2], A[3, 2] = [0, -1], 1  # opposite directions
+  bank = Bank(K, A * 0.5, np.full((5, F, 3), 1 / 3, np.float32), A.copy(), A)
+  spread = facet_spread(bank)
+  assert spread["visual"] == pytest.approx(1 / 3) and spread["tactile"] is None
+  assert spread["auditory"] == pytest.approx(-1.0) and spread["olfactory"] is None
+
+
+def test_bank_head_picks_the_student_output_that_becomes_k():
+  import jax.numpy as jnp
+  from tokenizers import Tokenizer, models, pre_tokenizers
+
+  from aser_jax.bank.build import make_predict_fn
+  from aser_jax.models.encoders.tokenization import TextTokenizer
+
+  raw = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "red": 2, "soft": 3}, unk_token="[UNK]"))
+  raw.pre_tokenizer = pre_tokenizers.Whitespace()
+  tok = TextTokenizer(raw, max_len=8, pad_id=0)
+
+  class Student:  # canonical head: all ones; example head: the text's id sum in every slot
+    def apply(self, variables, batch, train):
+      B, T = batch["input_ids"].shape
+      ids = batch["input_ids"].astype(jnp.float32)
+      e = jnp.broadcast_to(ids.sum(1)[:, None, None], (B, F, D))
+      return {"P": jnp.full((B, F), 0.9), "k": jnp.ones((B, F, D)), "e": e, "conf": jnp.full((B, F), 0.7),
+              "pol": jnp.zeros((B, F, 3)), "p": jnp.zeros((B, T, F))}
+
+  texts = ["red soft", "soft"]
+  canon, _ = make_predict_fn(Student(), {}, tok, ["beauty"], BankBuildConfig(batch_size=4))(texts)
+  example, _ = make_predict_fn(Student(), {}, tok, ["beauty"], BankBuildConfig(batch_size=4, head="example"))(texts)
+  np.testing.assert_array_equal(canon["k"], 1.0)
+  row_sums = example["k"][:, 0, 0]  # both rows share the domain/source prefix; "red" (id 2) differs
+  assert row_sums[0] - row_sums[1] == 2 and np.all(example["k"] == row_sums[:, None, None])
+  np.testing.assert_array_equal(example["P"], canon["P"])
+  with pytest.raises(ValueError, match="bank head must be one of"):
+    make_predict_fn(Student(), {}, tok, ["beauty"], BankBuildConfig(head="pooled"))

@@ -7,11 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from aser_jax.bank.aggregate import Bank
 from aser_jax.data.sequences import read_sequences
 from aser_jax.models import registry
-from aser_jax.models.fusion import BANK, bank_variables
+from aser_jax.models.fusion import BANK, bank_constants, bank_variables, fusion_diagnostics
 from aser_jax.train import sharding
 from aser_jax.train.loop import TrainConfig, bank_digest, train_and_evaluate
 from aser_jax.train.state import init_state, jit_train_step
@@ -94,11 +95,35 @@ def test_training_with_a_bank_end_to_end(tiny_data_file, tmp_path):
   saved = json.loads((tmp_path / "sens" / "metrics.json").read_text())
   other = Bank(bank.K, bank.C * 0.5, bank.Pi, bank.N, bank.A)
   assert saved["bank"] == out["bank"] == bank_digest(bank) != bank_digest(other)  # which bank the run fused
+  diag = saved["fusion"]
+  assert diag["alpha"] == pytest.approx(out["sensory_alpha"]) and 0 <= diag["shared_energy"] <= 1
+  assert diag["active_items"] == int((bank_constants(bank)["beta"][1:].sum(-1) > 0).sum()) > 0
+  assert diag["sensory_to_id_norm"] > 0
   assert np.isfinite(out["test"]["NDCG@10"])
   with open(tmp_path / "sens" / "log.csv") as f:
     rows = list(csv.DictReader(f))
   alphas = [float(r["sensory_alpha"]) for r in rows]  # the α trajectory, one value per epoch
   assert len(alphas) == 2 and all(0 < a < 1 for a in alphas) and alphas[0] != 0.1
+
+
+def test_fusion_diagnostics_by_hand():
+  K = np.zeros((4, 5, 2), np.float32)
+  A = np.zeros((4, 5), np.float32)
+  K[1, 0], K[2, 0] = [1, 0], [0, 1]  # two active items, orthogonal; item 3 has no active facet
+  A[1:3, 0] = 1
+  bank = Bank(K, A.copy(), np.full((4, 5, 3), 1 / 3, np.float32), A.copy(), A)
+  params = {"items": {"id_emb": {"embedding": np.array([[0, 0], [3, 4], [0, 2], [1, 1]], np.float32)},
+                      "fusion": {"proj_kernel": np.eye(2, dtype=np.float32), "proj_bias": np.zeros(2, np.float32),
+                                 "facet_offsets": np.zeros((5, 2), np.float32), "blend_logit": np.float32(0.0)}}}
+  d = fusion_diagnostics(params, bank)
+  # s_1 = [1, 0], s_2 = [0, 1] (β = 1 on facet 0); α = 0.5: norm ratios 1/5 and 1/2
+  assert d["alpha"] == 0.5 and d["active_items"] == 2
+  assert d["sensory_to_id_norm"] == pytest.approx(0.35, rel=1e-5)  # β = q / (q + ε), a hair under 1
+  assert d["shared_energy"] == pytest.approx(0.5, rel=1e-5)  # ‖(½, ½)‖² / 1
+  assert fusion_diagnostics(params, bank, early=False)["sensory_to_id_norm"] is None
+  same = K.copy()
+  same[2, 0] = [1, 0]  # both items' sensory vectors now coincide
+  assert fusion_diagnostics(params, Bank(same, A.copy(), bank.Pi, A.copy(), A))["shared_energy"] == pytest.approx(1.0)
 
 
 def test_late_fusion_changes_only_the_user_state():

@@ -26,6 +26,7 @@ def _write(folder: Path, seed: int, hr10: float, ndcg10: float, data="beauty", b
        "sensory_alpha": alpha}
   if bank is not None:
     m["bank"] = bank
+    m["fusion"] = {"alpha": alpha, "shared_energy": 0.9 + alpha}
   (folder / "metrics.json").write_text(json.dumps(m))
 
 
@@ -62,7 +63,10 @@ def test_sens_pairs_with_base_over_shared_seeds_only(tmp_path):
   s = summarize(load_runs([tmp_path])[0])
   sens = [r for r in s["sets"] if r["variant"] == "sens"]
   assert sorted(r["bank"] for r in sens) == ["abc", "def"]  # two banks never pool
-  assert [r["alpha"] for r in sens if r["bank"] == "abc"] == [pytest.approx(0.06)]
+  (abc,) = [r for r in sens if r["bank"] == "abc"]
+  assert abc["alpha"] == pytest.approx(0.06) and abc["shared_energy"] == pytest.approx(0.96)
+  md = write_summary(s, [], tmp_path / "report").read_text()
+  assert "| 0.060 / 0.96 |" in md and "0.0610 → 0.0660 (+8.2%, p=0.126)" in md
   (pair,) = [p for p in s["pairs"] if p["bank"] == "abc"]
   assert pair["seeds"] == [0, 1]
   hr = pair["HR@10"]

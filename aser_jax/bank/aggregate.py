@@ -93,6 +93,22 @@ def aggregate_bank(item_X: np.ndarray, num_items: int, P_XxF: np.ndarray, k_XxFx
   return finalize(K, C, Pi, A * count, A)
 
 
+def facet_spread(bank: Bank) -> dict[str, float | None]:
+  """Per facet, the mean cosine between the K vectors of two different active items (None with
+  fewer than two). Near 1, the facet's embeddings are one shared direction: fused into a
+  recommender they only say *that* an item has the facet, not how items differ in it."""
+  out = {}
+  for f, name in enumerate(FACETS):
+    k = bank.K[1:, f][bank.A[1:, f] > 0].astype(np.float64)
+    n = len(k)
+    if n < 2:
+      out[name] = None
+      continue
+    m = (k / np.maximum(np.linalg.norm(k, axis=-1, keepdims=True), EPS)).sum(0)
+    out[name] = float((m @ m - n) / (n * (n - 1)))  # Σ_{i≠j} cos(k_i, k_j) / (n(n-1)), in O(n d)
+  return out
+
+
 def finalize(K, C, Pi, N, A) -> Bank:
   """Zeroes the padding row, casts to float32 and validates (no NaN may reach the bank)."""
   arrays = []

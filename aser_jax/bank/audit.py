@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aser_jax.bank.aggregate import facet_spread
 from aser_jax.bank.facets import FACETS
 from aser_jax.bank.io import load_bank
 
@@ -125,6 +126,7 @@ def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathL
         "coverage": dict(zip(FACETS, A.mean(0).round(4).tolist())),
         "mean_confidence_active": {f: float(bank.C[1:, k][A[:, k]].mean()) if A[:, k].any() else 0.0
                                    for k, f in enumerate(FACETS)},
+        "k_mean_pairwise_cos": facet_spread(bank),
         "strongest": strongest_evidence(d, top), "metadata": meta}
     if texts and domain in texts:
       report[domain]["teacher_agreement"] = teacher_agreement(bank.A[1:], texts[domain])
@@ -135,6 +137,12 @@ def audit_banks(bank_dirs: dict[str, str | os.PathLike], out_dir: str | os.PathL
   for d, r in report.items():
     md.append(f"| {d} | {r['items']} | {r['items_with_active_facet']} | {r['share_no_active_facet']:.1%} | "
               + " | ".join(f"{r['coverage'][f]:.1%}" for f in FACETS) + " |")
+  md += ["", "Mean cosine between two active items' K vectors (near 1: the facet is one shared direction, "
+         "which tells the recommender only *that* an item has the facet):", "",
+         "| domain | " + " | ".join(FACETS) + " |", "|" + "---|" * (1 + len(FACETS))]
+  for d, r in report.items():
+    md.append(f"| {d} | " + " | ".join("-" if r["k_mean_pairwise_cos"][f] is None else f"{r['k_mean_pairwise_cos'][f]:.3f}"
+                                       for f in FACETS) + " |")
   md += ["", "![coverage](coverage.png)", ""]
   agreeing = {d: r["teacher_agreement"] for d, r in report.items() if "teacher_agreement" in r}
   if agreeing:

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from aser_jax.bank.aggregate import Bank, aggregate_bank
+from aser_jax.bank.aggregate import Bank, aggregate_bank, facet_spread
 from aser_jax.bank.facets import FACETS
 from aser_jax.bank.io import export_npz, save_bank
 from aser_jax.data.errors import DataError
@@ -44,6 +44,10 @@ class BankBuildConfig:
   domain: str = ""  # the student's domain token for these texts; "": the catalogue's name if the
   # student was trained on a domain of that name, else [DOM_unk] (a new domain, student frozen)
   source: str = "title"
+  head: str = "canonical"  # which student head gives K: "canonical" (k, ASER_SPEC §4) or "example" (e)
+
+
+HEADS = {"canonical": "k", "example": "e"}
 
 
 def catalogue_texts(data: str, data_dir: str | os.PathLike) -> tuple[int, list[tuple[int, str]]]:
@@ -80,7 +84,10 @@ def student_domain(requested: str, domains: Sequence[str]) -> str:
 
 def make_predict_fn(model, params, tokenizer, student_cfg_domains: Sequence[str], cfg: BankBuildConfig):
   """`fn(texts) -> (outputs, evidence)`: per-text P [N,F], k [N,F,D], conf [N,F], pol [N,F,3] and,
-  per text and facet, the text spans whose tokens have evidence probability >= θ."""
+  per text and facet, the text spans whose tokens have evidence probability >= θ. `k` comes
+  from the head `cfg.head` names: the canonical head, or the example head as an ablation."""
+  if cfg.head not in HEADS:
+    raise ValueError(f"bank head must be one of {sorted(HEADS)}, got {cfg.head!r}")
   tok = dataclasses.replace(tokenizer, max_len=cfg.max_len)
   domains = list(student_cfg_domains)
   domain = student_domain(cfg.domain, domains)
@@ -98,7 +105,7 @@ def make_predict_fn(model, params, tokenizer, student_cfg_domains: Sequence[str]
       content = content_mask(off, batch.special_BxT, len(pre))
       o = fn({"input_ids": batch.input_ids_BxT, "attention_mask": batch.attention_mask_BxT,
               "content": content.astype(np.float32), "domain": np.full((B,), dom_id, np.int32)})
-      o = {k: np.asarray(o[k])[:len(chunk)] for k in ("P", "k", "conf", "pol", "p")}
+      o = {k: np.asarray(o[HEADS[cfg.head] if k == "k" else k])[:len(chunk)] for k in ("P", "k", "conf", "pol", "p")}
       for b, t in enumerate(chunk):
         evidence.append([_evidence(t, off[b] - len(pre), o["p"][b, :, f], o["P"][b, f], cfg.theta)
                          for f in range(len(FACETS))])
@@ -149,7 +156,10 @@ def build_bank(texts: list[tuple[int, str]], num_items: int, predict: Callable, 
   out = Path(out)
   shard_dir = out / "shards"
   shard_dir.mkdir(parents=True, exist_ok=True)
-  sig = _signature({"metadata": metadata, "config": dataclasses.asdict(cfg), "num_items": num_items,
+  config = dataclasses.asdict(cfg)
+  if cfg.head == "canonical":
+    del config["head"]  # the default: shards of builds from before the option stay resumable
+  sig = _signature({"metadata": metadata, "config": config, "num_items": num_items,
                     "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest()})
   sig_path = shard_dir / "signature.txt"
   if sig_path.exists() and sig_path.read_text() != sig:
@@ -192,7 +202,7 @@ def build_bank(texts: list[tuple[int, str]], num_items: int, predict: Callable, 
     raise ValueError(f"{len(missing)} items have no text in the bank build, e.g. {missing[:5]}")
   cat = {n: np.concatenate([p[n] for p in parts]) for n in ("P", "k", "conf", "pol")}
   bank = aggregate_bank(item, num_items, cat["P"], cat["k"], cat["conf"], cat["pol"], cfg.theta)
-  meta = {**metadata, "theta": cfg.theta, "domain_token": cfg.domain, "texts": len(texts)}
+  meta = {**metadata, "theta": cfg.theta, "domain_token": cfg.domain, "texts": len(texts), "head": cfg.head}
   save_bank(out / "bank", bank, meta)
   if export:
     export_npz(out / "bank.npz", bank, meta)
@@ -200,6 +210,7 @@ def build_bank(texts: list[tuple[int, str]], num_items: int, predict: Callable, 
   stats = {"items": num_items, "texts": len(texts), "items_with_active_facet": int(A.any(-1).sum()),
            "share_no_active_facet": float(1 - A.any(-1).mean()) if num_items else 0.0,
            "coverage": dict(zip(FACETS, A.mean(0).round(4).tolist())),
+           "k_mean_pairwise_cos": facet_spread(bank), "head": cfg.head,
            "shards_computed": computed, "texts_computed": n_texts,
            "texts_per_s": n_texts / secs if n_texts and secs > 0 else None}
   (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")

@@ -70,7 +70,7 @@ def _read_run(path: Path) -> dict | None:
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
           "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
-          "alpha": m.get("sensory_alpha")}
+          "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
 
 
 def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
@@ -112,6 +112,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
            "test_by_seed": {m: v.tolist() for m, v in values.items()},
            "epochs": [r["epochs"] for r in members],
            "alpha": float(np.mean([r["alpha"] for r in members])) if variant == "sens" else None,
+           "shared_energy": (float(np.mean([r["shared"] for r in members]))
+                             if variant == "sens" and all(r["shared"] is not None for r in members) else None),
            "_settings": settings_json}
     paper = None if domain.endswith("(SYNTHETIC)") else table6_reference(domain, backbone, variant)
     if paper is not None:
@@ -150,7 +152,7 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
   tol = summary["tolerance"]
   md = ["## Seed sets (test, mean ± sample std over seeds)", "",
         "| domain | backbone | variant | settings | seeds | HR@10 | NDCG@10 | paper HR@10 / NDCG@10 | gap | "
-        f"within ±{tol:.0%} |", "|---|---|---|---|---|---|---|---|---|---|"]
+        f"within ±{tol:.0%} | α / shared |", "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["sets"]:
     cells = [f"{r['mean'][m]:.4f} ± {r['std'][m]:.4f}" if r["std"][m] == r["std"][m] else f"{r['mean'][m]:.4f}"
              for m in HEADLINE]
@@ -161,8 +163,10 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
       within = "yes" if r["within"] else "no"
     else:
       paper, gap, within = "-", "-", "-"
+    fusion = "-" if r["alpha"] is None else f"{r['alpha']:.3f} / " + (
+        "-" if r["shared_energy"] is None else f"{r['shared_energy']:.2f}")
     md.append(f"| {r['domain']} | {r['backbone']} | {variant} | {r['label'] or '-'} | "
-              f"{','.join(map(str, r['seeds']))} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} |")
+              f"{','.join(map(str, r['seeds']))} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} | {fusion} |")
   if summary["pairs"]:
     md += ["", "## Base vs Sens, paired over shared seeds", "",
            "| domain | backbone | bank | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
@@ -175,7 +179,8 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
   if unfinished:
     md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
   md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
-         "seeds (nan with fewer than two)."]
+         "seeds (nan with fewer than two). α: the learned sensory blend; shared: the share of the sensory "
+         "vectors' energy common to all active items (metrics.json `fusion`; near 1, Sens adds a bias only)."]
   (out / "summary.md").write_text("\n".join(md) + "\n")
   header = ["domain", "backbone", "variant", "bank", "settings", "seeds", *(f"{m} mean" for m in METRIC_ORDER),
             *(f"{m} std" for m in METRIC_ORDER)]

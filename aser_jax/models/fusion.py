@@ -128,3 +128,35 @@ class ItemTable(nn.Module):
     s_u = (s * real[..., None]).sum(1) / jnp.maximum(real.sum(1, keepdims=True), 1.0)
     a = self.fusion.alpha()
     return (1.0 - a) * h_BxD + a * self.late_proj(s_u)
+
+
+def fusion_diagnostics(params, bank: Bank, early: bool = True) -> dict:
+  """What a trained fusion takes from the bank, over the items with an active facet:
+
+  - `alpha`: the blend σ(a);
+  - `sensory_to_id_norm`: median of ‖α s_i‖ / ‖(1 − α) e_i‖, the sensory term's weight in the
+    fused table row (early fusion only; None for late fusion, which blends the user state);
+  - `shared_energy`: ‖mean_i s_i‖² / mean_i ‖s_i‖², the share of the sensory vectors that is one
+    vector common to all active items. Near 1, Sens adds an "has a facet" bias and little that
+    tells items apart (see `bank.aggregate.facet_spread` for the bank's side of this).
+  """
+  table = params["items"]
+  fusion, e = table["fusion"], np.asarray(table["id_emb"]["embedding"], np.float64)
+  consts = bank_constants(bank)
+  beta, k_bar = consts["beta"].astype(np.float64), consts["k_bar"].astype(np.float64)
+  s = (k_bar @ np.asarray(fusion["proj_kernel"], np.float64)
+       + beta.sum(-1, keepdims=True) * np.asarray(fusion["proj_bias"], np.float64)
+       + beta @ np.asarray(fusion["facet_offsets"], np.float64))
+  alpha = float(jax.nn.sigmoid(fusion["blend_logit"]))
+  active = beta.sum(-1) > 0
+  active[0] = False
+  out = {"alpha": alpha, "active_items": int(active.sum()), "sensory_to_id_norm": None, "shared_energy": None}
+  if not active.any():
+    return out
+  s_act = s[active]
+  if early:
+    ratio = alpha * np.linalg.norm(s_act, axis=-1) / np.maximum((1 - alpha) * np.linalg.norm(e[active], axis=-1), EPS)
+    out["sensory_to_id_norm"] = float(np.median(ratio))
+  mean = s_act.mean(0)
+  out["shared_energy"] = float(mean @ mean / max(float((s_act ** 2).sum(-1).mean()), EPS))
+  return out

@@ -26,7 +26,7 @@ from aser_jax.data.sequences import SequenceData
 from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_sequences
 from aser_jax.eval import ranking
 from aser_jax.models import registry
-from aser_jax.models.fusion import bank_variables
+from aser_jax.models.fusion import bank_variables, fusion_diagnostics
 from aser_jax.train import checkpoint, sharding
 from aser_jax.train.state import adam, init_state, jit_train_step
 
@@ -206,6 +206,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
       "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
       "sensory_alpha": _blend_alpha(best),
+      "fusion": None if bank is None else fusion_diagnostics(jax.device_get(best), bank, model_cfg.fusion == "early"),
       "valid": loop["best_valid"],
       "test": ranking.metrics_from_ranks(test_ranks),
       "epochs": loop["epoch"],
