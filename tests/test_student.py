@@ -157,6 +157,7 @@ def test_train_student_tiny_and_resume(tiny_corpus, kind):
   val = res["val"]
   assert 0 <= val["presence_macro_f1"] <= 1 and 0 <= val["confidence_brier"] <= 1
   assert -1 <= val["active_cosine"] <= 1 and val["active_slots"] > 0
+  assert -1 <= val["active_cosine_mean_baseline"] <= 1 and "active_cosine_mean_baseline" in res["history"][-1]
   assert all(np.isfinite(h["loss"]) for h in res["history"])
   # Resume: the finished run restores its last checkpoint and trains no further epoch.
   again = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc, progress=False)
@@ -210,3 +211,22 @@ def test_token_bias_init_sets_the_initial_presence(tiny_corpus):
     P = np.asarray(model.apply({"params": {**params, "encoder": enc_params}}, batch)["P"])
     expected = 1 - (1 - 1 / (1 + np.exp(-b))) ** n_B
     np.testing.assert_allclose(P, np.broadcast_to(expected[:, None], P.shape), atol=0.05)
+
+
+def test_embedding_cosines_against_the_mean_direction_baseline_by_hand():
+  from aser_jax.train.student_loop import facet_mean_directions, table8_metrics
+
+  F = len(FACETS)
+  z = np.zeros((2, F, 2), np.float32)
+  z[0, 0], z[1, 0] = [1, 0], [0, 3]  # facet 0 active in both examples, orthogonal targets
+  presence = np.zeros((2, F), np.float32)
+  presence[:, 0] = 1
+  arrays = {"presence": presence, "target": z, "kappa": presence * 0.8, "canonical": z, "canonical_active": presence}
+  means = facet_mean_directions(arrays)
+  np.testing.assert_allclose(means["target"][0], [2 ** -0.5, 2 ** -0.5])
+  out = {"P": presence * 0.9, "conf": presence * 0.8, "e": z * 2, "k": np.broadcast_to(means["canonical"], z.shape)}
+  m = table8_metrics(out, arrays, 0.5, means)
+  assert m["active_cosine"] == pytest.approx(1.0) and m["active_cosine_mean_baseline"] == pytest.approx(2 ** -0.5)
+  # a canonical head that outputs its facet's mean direction scores exactly the baseline
+  assert m["canonical_cosine"] == pytest.approx(m["canonical_cosine_mean_baseline"]) == pytest.approx(2 ** -0.5)
+  assert "canonical_cosine" not in table8_metrics(out, arrays, 0.5)

@@ -123,8 +123,34 @@ def predict(model, params, arrays: dict, batch_size: int) -> dict[str, np.ndarra
   return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
-def table8_metrics(out: dict, arrays: dict, theta: float = 0.5) -> dict[str, Any]:
-  """Facet-presence macro F1 at θ, active-facet embedding cosine, confidence Brier (active slots)."""
+def _unit(x: np.ndarray) -> np.ndarray:
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+
+def facet_mean_directions(arrays: dict) -> dict[str, np.ndarray]:
+  """Per facet, the mean direction of the active example targets (`target`, over `presence`) and
+  of the active canonical targets (`canonical`, over `canonical_active`): [F, D] each. A student
+  that outputs these constants is the baseline its embedding cosines should beat."""
+  out = {}
+  for key, mask in (("target", "presence"), ("canonical", "canonical_active")):
+    if key in arrays and mask in arrays:
+      z, y = _unit(arrays[key].astype(np.float64)), arrays[mask] > 0
+      out[key] = _unit(np.stack([z[y[:, f], f].sum(0) for f in range(y.shape[1])]))
+  return out
+
+
+def _mean_cos(pred_NxFxD: np.ndarray, z_NxFxD: np.ndarray, y_NxF: np.ndarray) -> float:
+  cos = np.sum(_unit(pred_NxFxD.astype(np.float64)) * _unit(z_NxFxD.astype(np.float64)), -1)
+  return float(cos[y_NxF].mean()) if y_NxF.any() else float("nan")
+
+
+def table8_metrics(out: dict, arrays: dict, theta: float = 0.5, means: dict | None = None) -> dict[str, Any]:
+  """Facet-presence macro F1 at θ, active-facet embedding cosine, confidence Brier (active slots).
+
+  With `means` (`facet_mean_directions` of the training split), also the canonical head's cosine
+  to its targets and, for both heads, the cosine a constant per-facet mean direction would get:
+  an embedding cosine at its baseline means the head has learned nothing item-specific.
+  """
   y = arrays["presence"] > 0
   pred = out["P"] >= theta
   f1 = []
@@ -132,12 +158,20 @@ def table8_metrics(out: dict, arrays: dict, theta: float = 0.5) -> dict[str, Any
     tp = np.sum(pred[:, f] & y[:, f])
     denom = np.sum(pred[:, f]) + np.sum(y[:, f])
     f1.append(2 * tp / denom if denom else 1.0)
-  e, z = out["e"].astype(np.float64), arrays["target"].astype(np.float64)
-  cos = np.sum(e * z, -1) / (np.maximum(np.linalg.norm(e, axis=-1), 1e-6) * np.maximum(np.linalg.norm(z, axis=-1), 1e-6))
-  return {"presence_macro_f1": float(np.mean(f1)), "presence_f1": dict(zip(FACETS, map(float, f1))),
-          "active_cosine": float(cos[y].mean()) if y.any() else float("nan"),
-          "confidence_brier": float(((out["conf"] - arrays["kappa"]) ** 2)[y].mean()) if y.any() else float("nan"),
-          "active_slots": int(y.sum()), "examples": int(len(y))}
+  result = {"presence_macro_f1": float(np.mean(f1)), "presence_f1": dict(zip(FACETS, map(float, f1))),
+            "active_cosine": _mean_cos(out["e"], arrays["target"], y),
+            "confidence_brier": float(((out["conf"] - arrays["kappa"]) ** 2)[y].mean()) if y.any() else float("nan"),
+            "active_slots": int(y.sum()), "examples": int(len(y))}
+  if means:
+    n = len(y)
+    result["active_cosine_mean_baseline"] = _mean_cos(np.broadcast_to(means["target"], out["e"].shape),
+                                                      arrays["target"], y)
+    if "canonical" in means and "k" in out:
+      yc = arrays["canonical_active"] > 0
+      result["canonical_cosine"] = _mean_cos(out["k"], arrays["canonical"], yc)
+      result["canonical_cosine_mean_baseline"] = _mean_cos(
+          np.broadcast_to(means["canonical"], (n, *means["canonical"].shape)), arrays["canonical"], yc)
+  return result
 
 
 def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
@@ -151,6 +185,7 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
   module, enc_params = encoder if encoder is not None else load_student_encoder(cfg, manifest)[:2]
   model = build_model(cfg.kind, module, manifest, train["target"].shape[-1], cfg.token_bias_init)
   n = len(train["input_ids"])
+  means = facet_mean_directions(train)
   steps_per_epoch = max(n // cfg.batch_size, 1)
   if cfg.max_steps_per_epoch:
     steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
@@ -177,16 +212,18 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
       for k, v in m.items():
         sums[k] = sums.get(k, 0.0) + float(v)
     secs = time.perf_counter() - t0
-    metrics = table8_metrics(predict(model, state.params, val, cfg.batch_size), val, cfg.theta)
+    metrics = table8_metrics(predict(model, state.params, val, cfg.batch_size), val, cfg.theta, means)
     history.append({"epoch": epoch + 1, "phase": "A" if epoch < cfg.epochs_a else "B",
                     "steps_per_s": len(order) / secs, **{k: v / len(order) for k, v in sums.items()},
-                    **{k: metrics[k] for k in ("presence_macro_f1", "active_cosine", "confidence_brier")}})
+                    **{k: metrics[k] for k in ("presence_macro_f1", "active_cosine", "active_cosine_mean_baseline",
+                                               "canonical_cosine", "canonical_cosine_mean_baseline",
+                                               "confidence_brier") if k in metrics}})
     log.info("epoch %d %s", epoch + 1, json.dumps({k: round(v, 4) if isinstance(v, float) else v
                                                     for k, v in history[-1].items()}))
     ckpts.save(epoch + 1, state, {"epoch": epoch + 1, "history": history})
   ckpts.close()
   save_params(workdir / "params", state.params)
-  final = table8_metrics(predict(model, state.params, val, cfg.batch_size), val, cfg.theta)
+  final = table8_metrics(predict(model, state.params, val, cfg.batch_size), val, cfg.theta, means)
   result = {"kind": cfg.kind, "config": dataclasses.asdict(cfg), "train_examples": n,
             "val_examples": int(len(val["input_ids"])), "steps_per_epoch": steps_per_epoch, "history": history,
             "val": final, "supervision": str(Path(data_dir).resolve())}
