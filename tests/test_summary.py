@@ -37,8 +37,12 @@ def test_seed_sets_means_sample_std_and_paper_gap(tmp_path):
   (tmp_path / "running" / "checkpoints").mkdir(parents=True)  # still training
   (tmp_path / "student").mkdir()
   (tmp_path / "student" / "metrics.json").write_text(json.dumps({"kind": "facet"}))  # not a recommender run
+  (tmp_path / "table6" / "runs").mkdir(parents=True)
+  (tmp_path / "table6" / "runs" / "linked").symlink_to(tmp_path / "base_s0")  # counted once, not twice
+  (tmp_path / "loop").symlink_to(tmp_path)  # a cycle
   runs, unfinished = load_runs([tmp_path])
   assert len(runs) == 4 and unfinished == [str(tmp_path / "running")]
+  assert [r["path"] for r in load_runs([tmp_path / "table6"])[0]] == [str(tmp_path / "table6" / "runs" / "linked")]
   s = summarize(runs)
   (bce,) = [r for r in s["sets"] if r["label"] == "loss=bce"]
   (main,) = [r for r in s["sets"] if r["label"] == "loss=bce_all"]  # progress differs by seed: still pooled

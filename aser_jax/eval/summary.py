@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,16 +34,32 @@ def load_runs(roots) -> tuple[list[dict], list[str]]:
   for root in map(Path, roots):
     if not root.exists():
       raise FileNotFoundError(f"{root}: no such run folder")
-    found = [root / "metrics.json"] if (root / "metrics.json").exists() else sorted(root.rglob("metrics.json"))
-    for path in found:
+    folders = [root] if (root / "metrics.json").exists() or (root / "checkpoints").is_dir() else _folders(root)
+    for path in (d / "metrics.json" for d in folders if (d / "metrics.json").exists()):
       if path.resolve() not in seen:
         seen.add(path.resolve())
         run = _read_run(path)
         if run is not None:
           runs.append(run)
-    candidates = [root] if (root / "checkpoints").is_dir() else [p.parent for p in root.rglob("checkpoints")]
-    unfinished += [str(d) for d in candidates if not (d / "metrics.json").exists()]
+    unfinished += [str(d) for d in folders if (d / "checkpoints").is_dir() and not (d / "metrics.json").exists()]
   return runs, sorted(set(unfinished))
+
+
+def _folders(root: Path) -> list[Path]:
+  """The folders under `root`, following symbolic links (a table-6 workdir links its runs) but
+  entering each real folder once, and not descending into a run folder (its checkpoints)."""
+  out, seen = [], set()
+  for here, dirs, files in os.walk(root, followlinks=True):
+    real = os.path.realpath(here)
+    if real in seen:
+      dirs[:] = []
+      continue
+    seen.add(real)
+    out.append(Path(here))
+    if "metrics.json" in files or "checkpoints" in dirs:
+      dirs[:] = []
+    dirs.sort()
+  return out
 
 
 def _read_run(path: Path) -> dict | None:
