@@ -56,6 +56,8 @@ def test_seed_sets_means_sample_std_and_paper_gap(tmp_path):
   assert s["pairs"] == []
   md = write_summary(s, unfinished, tmp_path / "report").read_text()
   assert "0.0620 ± 0.0020" in md and "+3.2% / -0.6%" in md and str(tmp_path / "running") in md
+  strict = json.loads((tmp_path / "report" / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+  assert [r["std"]["HR@10"] for r in strict["sets"] if r["label"] == "loss=bce"] == [None]
 
 
 def test_sens_pairs_with_base_over_shared_seeds_only(tmp_path):

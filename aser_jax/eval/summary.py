@@ -111,7 +111,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
     differing[pair] = {f for f in fields if len({json.dumps(s.get(f)) for s in all_settings}) > 1}
 
   rows = []
-  for key, members in sorted(sets.items(), key=lambda kv: kv[0][:4] + (kv[0][4],)):
+  for key, members in sorted(sets.items(), key=lambda kv: kv[0]):
     domain, backbone, variant, bank, settings_json = key
     settings = json.loads(settings_json)
     seeds = [r["seed"] for r in members]
@@ -208,5 +208,14 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
       w.writerow([r["domain"], r["backbone"], r["variant"], r["bank"] or "", r["label"],
                   " ".join(map(str, r["seeds"])), *(f"{r['mean'][m]:.6f}" for m in METRIC_ORDER),
                   *(f"{r['std'][m]:.6f}" for m in METRIC_ORDER)])
-  (out / "summary.json").write_text(json.dumps({**summary, "unfinished": unfinished}, indent=2) + "\n")
+  (out / "summary.json").write_text(json.dumps(_no_nan({**summary, "unfinished": unfinished}), indent=2) + "\n")
   return out / "summary.md"
+
+
+def _no_nan(x):
+  """`x` with NaN floats as None, so summary.json is strict JSON."""
+  if isinstance(x, dict):
+    return {k: _no_nan(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return [_no_nan(v) for v in x]
+  return None if isinstance(x, float) and x != x else x
