@@ -143,12 +143,12 @@ def fusion_diagnostics(params, bank: Bank, early: bool = True) -> dict:
   table = params["items"]
   fusion, e = table["fusion"], np.asarray(table["id_emb"]["embedding"], np.float64)
   consts = bank_constants(bank)
-  beta, k_bar = consts["beta"].astype(np.float64), consts["k_bar"].astype(np.float64)
-  s = (k_bar @ np.asarray(fusion["proj_kernel"], np.float64)
-       + beta.sum(-1, keepdims=True) * np.asarray(fusion["proj_bias"], np.float64)
-       + beta @ np.asarray(fusion["facet_offsets"], np.float64))
-  alpha = float(jax.nn.sigmoid(fusion["blend_logit"]))
-  active = beta.sum(-1) > 0
+  bank_dim, hidden = np.shape(fusion["proj_kernel"])
+  module = SensoryFusion(hidden, bank_dim, bank.num_items)
+  variables = {"params": fusion, BANK: consts}
+  s = np.asarray(module.apply(variables, method=SensoryFusion.sensory), np.float64)
+  alpha = float(module.apply(variables, method=SensoryFusion.alpha))
+  active = consts["beta"].sum(-1) > 0
   active[0] = False
   out = {"alpha": alpha, "active_items": int(active.sum()), "sensory_to_id_norm": None, "shared_energy": None}
   if not active.any():
