@@ -34,7 +34,7 @@ def load_runs(roots) -> tuple[list[dict], list[str]]:
   for root in map(Path, roots):
     if not root.exists():
       raise FileNotFoundError(f"{root}: no such run folder")
-    folders = [root] if (root / "metrics.json").exists() or (root / "checkpoints").is_dir() else _folders(root)
+    folders = _folders(root)
     for path in (d / "metrics.json" for d in folders if (d / "metrics.json").exists()):
       if path.resolve() not in seen:
         seen.add(path.resolve())

@@ -163,14 +163,13 @@ def table8_metrics(out: dict, arrays: dict, theta: float = 0.5, means: dict | No
             "confidence_brier": float(((out["conf"] - arrays["kappa"]) ** 2)[y].mean()) if y.any() else float("nan"),
             "active_slots": int(y.sum()), "examples": int(len(y))}
   if means:
-    n = len(y)
-    result["active_cosine_mean_baseline"] = _mean_cos(np.broadcast_to(means["target"], out["e"].shape),
+    result["active_cosine_mean_baseline"] = _mean_cos(np.broadcast_to(means["target"], arrays["target"].shape),
                                                       arrays["target"], y)
     if "canonical" in means and "k" in out:
       yc = arrays["canonical_active"] > 0
       result["canonical_cosine"] = _mean_cos(out["k"], arrays["canonical"], yc)
       result["canonical_cosine_mean_baseline"] = _mean_cos(
-          np.broadcast_to(means["canonical"], (n, *means["canonical"].shape)), arrays["canonical"], yc)
+          np.broadcast_to(means["canonical"], arrays["canonical"].shape), arrays["canonical"], yc)
   return result
 
 
