@@ -189,3 +189,26 @@ def test_bank_head_picks_the_student_output_that_becomes_k():
   np.testing.assert_array_equal(example["P"], canon["P"])
   with pytest.raises(ValueError, match="bank head must be one of"):
     make_predict_fn(Student(), {}, tok, ["beauty"], BankBuildConfig(head="pooled"))
+
+
+def test_length_probe_tells_content_from_length():
+  from aser_jax.bank.probe import length_probe
+
+  texts = ["0 soft", "1", "plain words", "3 and 4 here"]
+  content = length_probe(fake_predict, texts)  # presence iff the text names the facet: doubling changes nothing
+  for j, f in enumerate(FACETS):
+    assert content[f]["active_once"] == content[f]["active_twice"] == sum(str(j) in t for t in texts) / 4
+    assert content[f]["flipped"] == 0.0
+
+  def by_length(batch):  # noisy-or of 0.2 per word: presence grows with the word count
+    P = np.array([[1 - 0.8 ** len(t.split())] * F for t in batch], np.float32)
+    return {"P": P}, []
+
+  length = length_probe(by_length, texts)
+  # once: 2, 1, 2, 4 words -> P 0.36, 0.2, 0.36, 0.59; twice: 4, 2, 4, 8 -> 0.59, 0.36, 0.59, 0.83
+  for f in FACETS:
+    assert length[f]["active_once"] == 0.25 and length[f]["active_twice"] == 0.75
+    assert length[f]["flipped"] == 0.5
+    assert length[f]["mean_P_twice"] > length[f]["mean_P_once"]
+  with pytest.raises(ValueError, match="at least one text"):
+    length_probe(fake_predict, [])

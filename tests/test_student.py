@@ -34,6 +34,12 @@ def test_token_focal_loss_matches_numpy():
   want = (l * c[..., None]).sum((0, 1)) / c.sum()
   got = S.token_focal_loss(jnp.asarray(z, jnp.float32), jnp.asarray(m, jnp.float32), jnp.asarray(c))
   np.testing.assert_allclose(got, want, rtol=1e-5)
+  want_slot = (l * c[..., None]).sum(1).mean(0)  # one summed loss per (text, facet), mean over texts
+  got_slot = S.token_focal_loss(jnp.asarray(z, jnp.float32), jnp.asarray(m, jnp.float32), jnp.asarray(c),
+                                reduction="slot_sum")
+  np.testing.assert_allclose(got_slot, want_slot, rtol=1e-5)
+  with pytest.raises(ValueError, match="reduction"):
+    S.token_focal_loss(jnp.asarray(z), jnp.asarray(m), jnp.asarray(c), reduction="sum")
 
 
 def test_presence_loss_matches_numpy():

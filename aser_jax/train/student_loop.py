@@ -46,6 +46,7 @@ class StudentTrainConfig:
   max_steps_per_epoch: int = 0  # 0: ⌊N / batch⌋
   seed: int = 0
   token_bias_init: float = S.StudentConfig.token_bias_init  # initial token-evidence logit
+  token_loss: str = "token_mean"  # reduction of the token-evidence loss (S.TOKEN_REDUCTIONS)
 
 
 def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -87,7 +88,7 @@ def load_student_encoder(cfg: StudentTrainConfig, manifest: dict):
   return enc.module, params, tok
 
 
-def make_train_step(model, tx, phase_a_steps: int, kind: str):
+def make_train_step(model, tx, phase_a_steps: int, kind: str, token_loss: str = "token_mean"):
   """The pure step `(state, batch, rng) -> (state, metrics)`; phase B from step `phase_a_steps`."""
 
   def step(state: TrainState, batch: dict, rng: jax.Array):
@@ -99,7 +100,7 @@ def make_train_step(model, tx, phase_a_steps: int, kind: str):
       if kind == "single":
         loss, parts = S.single_vector_loss(out, batch)
       else:
-        parts = S.facet_losses(out, batch)
+        parts = S.facet_losses(out, batch, token_loss)
         loss = S.student_loss(parts, phase_b)
       return loss, {k: v.mean() for k, v in parts.items()}
 
@@ -194,7 +195,8 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
   params = model.init({"params": jax.random.key(cfg.seed), "dropout": jax.random.key(1)}, sample, False)["params"]
   params = {**params, "encoder": enc_params}
   state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
-  step_fn = jax.jit(make_train_step(model, tx, cfg.epochs_a * steps_per_epoch, cfg.kind), donate_argnums=0)
+  step_fn = jax.jit(make_train_step(model, tx, cfg.epochs_a * steps_per_epoch, cfg.kind, cfg.token_loss),
+                    donate_argnums=0)
   ckpts = Checkpoints(workdir)
   start_epoch, history = 0, []
   if ckpts.latest() is not None:
