@@ -31,6 +31,9 @@ _BIAS = flags.DEFINE_float("token_bias_init", StudentTrainConfig.token_bias_init
 _TOKEN_LOSS = flags.DEFINE_enum("token_loss", StudentTrainConfig.token_loss, ["token_mean", "slot_sum"],
                                 "Token-evidence loss: mean over the batch's content tokens, or summed per "
                                 "(text, facet) slot and averaged over texts like the other losses.")
+_CENTER = flags.DEFINE_bool("center_targets", False,
+                            "Regress example and canonical targets minus their facet's training-mean direction "
+                            "(an ablation outside ASER_SPEC §3; the bank's K then lives in that centred space).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
@@ -41,7 +44,8 @@ def main(argv):
                            epochs_a=_EPOCHS_A.value, epochs_b=_EPOCHS_B.value, batch_size=_BATCH.value,
                            lr_encoder=_LR_ENC.value, lr_heads=_LR_HEADS.value,
                            max_steps_per_epoch=_MAX_STEPS.value, seed=_SEED.value,
-                           token_bias_init=_BIAS.value, token_loss=_TOKEN_LOSS.value)
+                           token_bias_init=_BIAS.value, token_loss=_TOKEN_LOSS.value,
+                           center_targets=_CENTER.value)
   result = train_student(_SUP.value, _WORKDIR.value, cfg, progress=_PROGRESS.value)
   print(json.dumps({"kind": result["kind"], "val": result["val"],
                     "steps_per_s": [round(h["steps_per_s"], 2) for h in result["history"]]}, indent=2))

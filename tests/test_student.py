@@ -236,3 +236,26 @@ def test_embedding_cosines_against_the_mean_direction_baseline_by_hand():
   # a canonical head that outputs its facet's mean direction scores exactly the baseline
   assert m["canonical_cosine"] == pytest.approx(m["canonical_cosine_mean_baseline"]) == pytest.approx(2 ** -0.5)
   assert "canonical_cosine" not in table8_metrics(out, arrays, 0.5)
+
+
+def test_center_targets_by_hand():
+  from aser_jax.train.student_loop import center_targets, facet_mean_directions
+
+  F = len(FACETS)
+  z = np.zeros((3, F, 2), np.float32)
+  z[0, 0], z[1, 0], z[2, 1] = [1, 0], [0, 3], [5, 5]  # facet 0 active twice; facet 1 once (its own mean)
+  presence = np.zeros((3, F), np.float32)
+  presence[:2, 0] = presence[2, 1] = 1
+  arrays = {"presence": presence, "target": z, "canonical": z, "canonical_active": presence}
+  means = facet_mean_directions(arrays, normalize=False)
+  np.testing.assert_allclose(means["target"][0], [0.5, 0.5])  # mean of the unit targets (1,0), (0,1)
+  np.testing.assert_array_equal(means["target"][2], [0, 0])  # no active slot
+  c = center_targets(arrays, means)
+  r = 2 ** -0.5  # (1,0) − (.5,.5) = (.5,−.5) -> (r, −r); (0,1) − (.5,.5) -> (−r, r)
+  for key in ("target", "canonical"):
+    np.testing.assert_allclose(c[key][0, 0], [r, -r], atol=1e-6)
+    np.testing.assert_allclose(c[key][1, 0], [-r, r], atol=1e-6)
+    np.testing.assert_array_equal(c[key][2, 1], [0, 0])  # a target equal to its facet's mean centres to zero
+    np.testing.assert_array_equal(c[key][presence == 0], 0)  # inactive slots stay zero
+  np.testing.assert_allclose(c["target"][:2, 0].sum(0), 0, atol=1e-6)  # the common part is gone
+  np.testing.assert_array_equal(arrays["target"], z)  # input not modified
