@@ -151,14 +151,18 @@ def tiny_corpus(tmp_path_factory):
   return root, tok
 
 
-@pytest.mark.parametrize("kind", ["facet", "single"])
-def test_train_student_tiny_and_resume(tiny_corpus, kind):
+@pytest.mark.parametrize("kind,options", [("facet", {}), ("single", {}),
+                                          ("facet", {"token_loss": "slot_sum", "center_targets": True})])
+def test_train_student_tiny_and_resume(tiny_corpus, kind, options):
   from aser_jax.train.student_loop import StudentTrainConfig, train_student
 
   root, tok = tiny_corpus
   enc = tiny_encoder(tok.vocab_size)
-  cfg = StudentTrainConfig(kind=kind, epochs_a=1, epochs_b=1, batch_size=8, lr_encoder=1e-3, lr_heads=3e-3)
-  res = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc, progress=False)
+  cfg = StudentTrainConfig(kind=kind, epochs_a=1, epochs_b=1, batch_size=8, lr_encoder=1e-3, lr_heads=3e-3,
+                           **options)
+  name = f"run_{kind}" + "_options" * bool(options)
+  res = train_student(root / "sup", root / name, cfg, encoder=enc, progress=False)
+  assert {k: res["config"][k] for k in options} == options
   assert [h["phase"] for h in res["history"]] == ["A", "B"]
   val = res["val"]
   assert 0 <= val["presence_macro_f1"] <= 1 and 0 <= val["confidence_brier"] <= 1
@@ -166,9 +170,9 @@ def test_train_student_tiny_and_resume(tiny_corpus, kind):
   assert -1 <= val["active_cosine_mean_baseline"] <= 1 and "active_cosine_mean_baseline" in res["history"][-1]
   assert all(np.isfinite(h["loss"]) for h in res["history"])
   # Resume: the finished run restores its last checkpoint and trains no further epoch.
-  again = train_student(root / "sup", root / f"run_{kind}", cfg, encoder=enc, progress=False)
+  again = train_student(root / "sup", root / name, cfg, encoder=enc, progress=False)
   assert again["history"] == res["history"] and again["val"] == val
-  assert json.loads((root / f"run_{kind}" / "metrics.json").read_text())["kind"] == kind
+  assert json.loads((root / name / "metrics.json").read_text())["kind"] == kind
 
 
 def test_facet_student_forward_and_training_lowers_loss(tiny_corpus):

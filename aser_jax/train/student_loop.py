@@ -47,7 +47,7 @@ class StudentTrainConfig:
   seed: int = 0
   token_bias_init: float = S.StudentConfig.token_bias_init  # initial token-evidence logit
   token_loss: str = "token_mean"  # reduction of the token-evidence loss (S.TOKEN_REDUCTIONS)
-  center_targets: bool = False  # regress targets minus their facet's training-mean direction (not in §3)
+  center_targets: bool = False  # regress targets minus their facet's mean unit target (not in §3)
 
 
 def make_optimizer(cfg: StudentTrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -205,8 +205,6 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
   n = len(train["input_ids"])
   if cfg.center_targets:
     centre = facet_mean_directions(train, normalize=False)
-    workdir.mkdir(parents=True, exist_ok=True)
-    np.savez(workdir / "target_means.npz", **centre)
     train, val = center_targets(train, centre), center_targets(val, centre)
   means = facet_mean_directions(train)
   steps_per_epoch = max(n // cfg.batch_size, 1)
