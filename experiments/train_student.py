@@ -11,6 +11,7 @@ import json
 from absl import app, flags
 
 from aser_jax.cli import setup_logging
+from aser_jax.models.student import TOKEN_REDUCTIONS
 from aser_jax.train.student_loop import StudentTrainConfig, train_student
 
 _SUP = flags.DEFINE_string("supervision", None, "Folder written by build_supervision.py.", required=True)
@@ -28,11 +29,11 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _BIAS = flags.DEFINE_float("token_bias_init", StudentTrainConfig.token_bias_init,
                            "Initial token-evidence logit: -6 starts the noisy-or presence near the corpus' presence "
                            "rates; -2 (the earlier default) starts it near 1.")
-_TOKEN_LOSS = flags.DEFINE_enum("token_loss", StudentTrainConfig.token_loss, ["token_mean", "slot_sum"],
+_TOKEN_LOSS = flags.DEFINE_enum("token_loss", StudentTrainConfig.token_loss, list(TOKEN_REDUCTIONS),
                                 "Token-evidence loss: mean over the batch's content tokens, or summed per "
                                 "(text, facet) slot and averaged over texts like the other losses.")
-_CENTER = flags.DEFINE_bool("center_targets", False,
-                            "Regress example and canonical targets minus their facet's training-mean direction "
+_CENTER = flags.DEFINE_bool("center_targets", StudentTrainConfig.center_targets,
+                            "Regress example and canonical targets minus their facet's mean unit target "
                             "(an ablation outside ASER_SPEC §3; the bank's K then lives in that centred space).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 

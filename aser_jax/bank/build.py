@@ -217,16 +217,22 @@ def build_bank(texts: list[tuple[int, str]], num_items: int, predict: Callable, 
   return bank, stats
 
 
+def load_student_predictor(student_dir: str | os.PathLike, data: str, cfg: BankBuildConfig = BankBuildConfig()):
+  """(predict, cfg, manifest, student config) for reading catalogue `data` with the trained student
+  in `student_dir`; `cfg.domain` is resolved to the student's domain token for that catalogue."""
+  from aser_jax.train.student_loop import load_student
+
+  model, params, tok, manifest, scfg = load_student(student_dir)
+  cfg = dataclasses.replace(cfg, domain=student_domain(cfg.domain or data, manifest["domains"]))
+  return make_predict_fn(model, params, tok, manifest["domains"], cfg), cfg, manifest, scfg
+
+
 def build_student_bank(student_dir: str | os.PathLike, data: str, data_dir: str | os.PathLike | None,
                        out: str | os.PathLike, cfg: BankBuildConfig = BankBuildConfig(),
                        export: bool = True, progress: bool = True) -> tuple[Bank, dict]:
   """The bank of catalogue `data` from the trained student in `student_dir` (ASER_SPEC §4)."""
-  from aser_jax.train.student_loop import load_student
-
-  model, params, tok, manifest, scfg = load_student(student_dir)
+  predict, cfg, manifest, scfg = load_student_predictor(student_dir, data, cfg)
   num_items, texts = catalogue_texts(data, data_dir)
-  cfg = dataclasses.replace(cfg, domain=student_domain(cfg.domain or data, manifest["domains"]))
-  predict = make_predict_fn(model, params, tok, manifest["domains"], cfg)
   meta = {"kind": "student bank (ASER_SPEC §4)", "student": str(Path(student_dir).resolve()),
           "student_kind": scfg.kind, "encoder": scfg.encoder, "data": data,
           "student_domains": list(manifest["domains"])}

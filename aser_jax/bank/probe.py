@@ -37,16 +37,10 @@ def length_probe(predict: Callable[[list[str]], tuple[dict, list]], texts: Seque
 def probe_student(student_dir: str, data: str, data_dir: str | None, items: int = 2000,
                   source: str = "title") -> dict:
   """`length_probe` of a trained student on the first `items` texts of catalogue `data`."""
-  import dataclasses
+  from aser_jax.bank.build import BankBuildConfig, catalogue_texts, load_student_predictor
 
-  from aser_jax.bank.build import BankBuildConfig, catalogue_texts, make_predict_fn, student_domain
-  from aser_jax.train.student_loop import load_student
-
-  model, params, tok, manifest, _ = load_student(student_dir)
+  predict, cfg, _, _ = load_student_predictor(student_dir, data, BankBuildConfig(source=source))
   _, texts = catalogue_texts(data, data_dir)
-  cfg = BankBuildConfig(source=source)
-  cfg = dataclasses.replace(cfg, domain=student_domain(data, manifest["domains"]))
-  predict = make_predict_fn(model, params, tok, manifest["domains"], cfg)
   chosen = [t for _, t in texts[:items]]
   return {"student": student_dir, "data": data, "texts": len(chosen), "domain": cfg.domain,
           "facets": length_probe(predict, chosen, cfg.theta)}

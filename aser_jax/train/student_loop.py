@@ -129,13 +129,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
   return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
 
+# (target, the indicator of the slots where it applies), for the example and the canonical targets
+TARGET_SLOTS = (("target", "presence"), ("canonical", "canonical_active"))
+
+
 def facet_mean_directions(arrays: dict, normalize: bool = True) -> dict[str, np.ndarray]:
   """Per facet, the mean direction of the active example targets (`target`, over `presence`) and
   of the active canonical targets (`canonical`, over `canonical_active`): [F, D] each. A student
   that outputs these constants is the baseline its embedding cosines should beat. With
   `normalize=False`, the mean of the unit targets itself (zero for a facet with none active)."""
   out = {}
-  for key, mask in (("target", "presence"), ("canonical", "canonical_active")):
+  for key, mask in TARGET_SLOTS:
     if key in arrays and mask in arrays:
       z, y = _unit(arrays[key].astype(np.float64)), arrays[mask] > 0
       sums = np.stack([z[y[:, f], f].sum(0) for f in range(y.shape[1])])
@@ -150,7 +154,7 @@ def center_targets(arrays: dict, means: dict[str, np.ndarray]) -> dict:
   direction scores cosine 0.86–0.97 on them), so the uncentred cosine loss is nearly satisfied
   by a constant; centred, only item-specific content scores. Inactive slots stay zero."""
   out = dict(arrays)
-  for key, mask in (("target", "presence"), ("canonical", "canonical_active")):
+  for key, mask in TARGET_SLOTS:
     if key in arrays and key in means:
       z = _unit(arrays[key].astype(np.float64)) - means[key][None]
       on = (arrays[mask] > 0)[..., None]
