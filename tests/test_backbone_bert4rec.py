@@ -8,7 +8,7 @@ import backbone_ref as ref
 from scipy.special import log_softmax
 from aser_jax.data.sequences import SequenceData
 from aser_jax.data.splits import train_sequences
-from aser_jax.models import registry
+from aser_jax.models import layers, registry
 from aser_jax.models.backbones.bert4rec import mask_positions
 
 IDS = np.array([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [0, 0, 0, 0, 0, 9]])
@@ -56,6 +56,31 @@ def test_hidden_matches_numpy_with_masked_tokens():
   want = _np_hidden(params, IDS, masked, cfg.layers, cfg.heads)
   real = (IDS > 0) | masked
   np.testing.assert_allclose(np.asarray(got)[real], want[real], atol=5e-5)
+
+
+def test_selected_queries_match_the_full_final_block():
+  model, _, params = _model()
+  masked = np.zeros(IDS.shape, bool)
+  masked[0, 3] = masked[1, 0] = masked[1, 5] = masked[2, 5] = True
+  rows, pos = np.array([1, 0, 2, 1]), np.array([5, 3, 5, 0])
+  apply = lambda **kw: np.asarray(model.apply({"params": params}, jnp.asarray(IDS), jnp.asarray(masked), False,
+                                              method=model.hidden, **kw))
+  got = apply(select=(jnp.asarray(rows), jnp.asarray(pos)))
+  assert got.shape == (4, 1, 8)
+  np.testing.assert_allclose(got[:, 0], apply()[rows, pos], atol=1e-5)
+
+
+def test_selected_queries_follow_a_causal_mask_too():
+  cfg = layers.BackboneConfig(hidden=8, heads=2)
+  x = jax.random.normal(jax.random.key(1), (3, 6, 8))
+  attn = layers.SelfAttention(cfg)
+  params = attn.init(jax.random.key(0), x, layers.attention_bias(jnp.asarray(IDS), True), False)
+  rows, pos = jnp.array([2, 0, 1]), jnp.array([5, 4, 2])
+  for causal in (True, False):
+    bias = layers.attention_bias(jnp.asarray(IDS), causal)
+    full = attn.apply(params, x, bias, False)
+    got = attn.apply(params, x, bias, False, select=(rows, pos))
+    np.testing.assert_allclose(np.asarray(got[:, 0]), np.asarray(full[rows, pos]), atol=1e-5)
 
 
 def test_masked_position_hides_its_whole_token():

@@ -93,28 +93,39 @@ class SelfAttention(nn.Module):
   """Multi-head self-attention with its residual and post-LayerNorm: `LN(Dropout(W_o ctx) + x)`.
 
   With `last_only`, only the final position is used as a query (keys and values still cover
-  the whole sequence), which is all a model scored at the last position needs.
+  the whole sequence), which is all a model scored at the last position needs. With
+  `select = (rows_P, pos_P)`, only those P (row, position) pairs are queries and the output is
+  [P, 1, D]: what a model scored at a few scattered positions (BERT4Rec's masks) needs.
   """
 
   cfg: BackboneConfig
 
   @nn.compact
-  def __call__(self, x_BxLxD, bias_Bx1xLxL, train: bool, last_only: bool = False):
+  def __call__(self, x_BxLxD, bias_Bx1xLxL, train: bool, last_only: bool = False, select=None):
     cfg = self.cfg
     B, L, D = x_BxLxD.shape
     H = cfg.heads
     dh = D // H
-    xq = x_BxLxD[:, -1:] if last_only else x_BxLxD
-    bias = bias_Bx1xLxL[:, :, -1:] if last_only else bias_Bx1xLxL
-    Lq = xq.shape[1]
+    keys = lambda t: t
+    if select is not None:
+      rows, pos = select
+      xq = x_BxLxD[rows, pos][:, None]
+      bias = bias_Bx1xLxL[rows]
+      if bias.shape[2] > 1:
+        bias = bias[jnp.arange(rows.shape[0]), :, pos][:, :, None]
+      keys = lambda t: t[rows]
+    else:
+      xq = x_BxLxD[:, -1:] if last_only else x_BxLxD
+      bias = bias_Bx1xLxL[:, :, -1:] if last_only else bias_Bx1xLxL
+    Bq, Lq = xq.shape[:2]
 
-    q = dense(D, cfg, "query")(xq).reshape(B, Lq, H, dh)
-    k = dense(D, cfg, "key")(x_BxLxD).reshape(B, L, H, dh)
-    v = dense(D, cfg, "value")(x_BxLxD).reshape(B, L, H, dh)
+    q = dense(D, cfg, "query")(xq).reshape(Bq, Lq, H, dh)
+    k = keys(dense(D, cfg, "key")(x_BxLxD).reshape(B, L, H, dh))
+    v = keys(dense(D, cfg, "value")(x_BxLxD).reshape(B, L, H, dh))
     logits_BxHxQxL = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(dh).astype(x_BxLxD.dtype)
     probs = jax.nn.softmax(logits_BxHxQxL + bias, axis=-1)
     probs = Dropout(cfg.attn_dropout)(probs, deterministic=not train)
-    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, Lq, D)
+    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(Bq, Lq, D)
     out = Dropout(cfg.dropout)(dense(D, cfg, "out")(ctx), deterministic=not train)
     return layer_norm(cfg, "ln")(out + xq)
 
@@ -136,8 +147,8 @@ class TransformerBlock(nn.Module):
   cfg: BackboneConfig
 
   @nn.compact
-  def __call__(self, x_BxLxD, bias, train: bool, last_only: bool = False):
-    x = SelfAttention(self.cfg, name="attn")(x_BxLxD, bias, train, last_only)
+  def __call__(self, x_BxLxD, bias, train: bool, last_only: bool = False, select=None):
+    x = SelfAttention(self.cfg, name="attn")(x_BxLxD, bias, train, last_only, select)
     return FeedForward(self.cfg, name="ffn")(x, train)
 
 

@@ -59,16 +59,20 @@ class BERT4Rec(nn.Module):
   def item_table(self) -> jax.Array:
     return self.items.table()
 
-  def hidden(self, input_ids_BxL, masked_BxL, train: bool, last_only: bool = False, table=None) -> jax.Array:
+  def hidden(self, input_ids_BxL, masked_BxL, train: bool, last_only: bool = False, table=None,
+             select=None) -> jax.Array:
     """Bidirectional block outputs; masked positions carry the mask embedding as their whole
-    token (in place of the possibly sensory-fused item row, ASER_SPEC §5)."""
+    token (in place of the possibly sensory-fused item row, ASER_SPEC §5). With `last_only`
+    ([B, 1, D]) or `select = (rows_P, pos_P)` ([P, 1, D]) the final block computes only those
+    positions: the rest of a training step reads the scored masks alone."""
     L = input_ids_BxL.shape[1]
     table = self.item_table() if table is None else table
     tok = jnp.where(masked_BxL[..., None], self.mask_emb, table[input_ids_BxL])
     x = self.emb_drop(self.emb_ln(tok + self.pos_emb(jnp.arange(L))[None]), deterministic=not train)
     bias = layers.attention_bias(jnp.where(masked_BxL, 1, input_ids_BxL), causal=False)
     for i, block in enumerate(self.blocks):
-      x = block(x, bias, train, last_only and i == len(self.blocks) - 1)
+      final = i == len(self.blocks) - 1
+      x = block(x, bias, train, last_only and final, select if final else None)
     return x
 
   def encode(self, input_ids_BxL, train: bool = False, table=None) -> jax.Array:
@@ -88,14 +92,14 @@ class BERT4Rec(nn.Module):
     B, L = ids.shape
     masked = mask_positions(self.make_rng("mask"), ids, self.cfg.mask_prob)
     table = self.item_table()
-    h_NxD = self.hidden(ids, masked, train, table=table).reshape(B * L, -1)
     P = min(self.cfg.prediction_budget * B, B * L)
     # the batch's masked positions, the newest (largest position) first, up to the budget of P
-    _, pos_P = jax.lax.top_k((masked.astype(jnp.float32) + jnp.arange(L) * 1e-4).reshape(-1), P)
-    on_P = masked.reshape(-1)[pos_P]
-    target_P = jnp.where(on_P, ids.reshape(-1)[pos_P], 1)
-    ce_P = layers.ce_loss(h_NxD[pos_P], table, target_P) * on_P
-    row_P = pos_P // L
+    _, flat_P = jax.lax.top_k((masked.astype(jnp.float32) + jnp.arange(L) * 1e-4).reshape(-1), P)
+    row_P, pos_P = flat_P // L, flat_P % L
+    on_P = masked.reshape(-1)[flat_P]
+    target_P = jnp.where(on_P, ids.reshape(-1)[flat_P], 1)
+    h_PxD = self.hidden(ids, masked, train, table=table, select=(row_P, pos_P))[:, 0]
+    ce_P = layers.ce_loss(h_PxD, table, target_P) * on_P
     total_B = jax.ops.segment_sum(ce_P, row_P, num_segments=B)
     count_B = jax.ops.segment_sum(on_P.astype(ce_P.dtype), row_P, num_segments=B)
     return total_B / jnp.maximum(count_B, 1.0)
