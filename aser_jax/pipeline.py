@@ -170,14 +170,18 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
-                 sensory_bank: str | None = None, student_dir: Path | None = None) -> tuple[dict, dict, dict]:
+                 sensory_bank: str | None = None, student_dir: Path | None = None,
+                 workers: int = 1) -> tuple[dict, dict, dict]:
   """Base and Sens runs of every backbone and seed on one domain; returns table-6 input, the
   per-run cold-start buckets of the test targets' training counts, and the per-run metrics of
   the test users whose target has / has no active facet in the bank (empty without a bank).
 
   The bank is `sensory_bank` when given, else the bank of the student in `student_dir`, else the
-  teacher bank built in `workdir`; a domain without item text gets Base rows only.
+  teacher bank built in `workdir`; a domain without item text gets Base rows only. With
+  `workers > 1` the runs train that many at a time in their own processes (`train.parallel`),
+  without progress bars; each finished run is logged.
   """
+  from aser_jax.train.parallel import map_in_processes
   from aser_jax.train.run import run_recommender
 
   out = Path(workdir)
@@ -198,24 +202,31 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
     from aser_jax.bank.io import load_bank
 
     target_active = load_bank(bank_path)[0].A.any(-1)[targets]
+  grid = [(backbone, seed, variant, bank) for backbone in backbones for seed in seeds
+          for variant, bank in (("base", None), ("sens", bank_path if sens else None))
+          if variant == "base" or bank is not None]
+  overrides = {**(train_overrides or {}), **({"progress": False} if workers > 1 else {})}
+  jobs = [dict(backbone=backbone, data=data, data_dir=data_dir, workdir=str(_run_dir(out, backbone, variant, seed, bank)),
+               train_overrides={"seed": seed, **overrides}, sensory_bank=str(bank) if bank else None)
+          for backbone, seed, variant, bank in grid]
+
+  def done(i, r):
+    log.info("%s: test HR@10 %.4f NDCG@10 %.4f", jobs[i]["workdir"], r["test"]["HR@10"], r["test"]["NDCG@10"])
+
+  finished = map_in_processes(run_recommender, jobs, workers, on_done=done if workers > 1 else None)
   results, buckets, facet_splits = {}, {}, {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}
     cold = {"base": [], "sens": []}
     facet = {"base": [], "sens": []}
-    for seed in seeds:
-      for variant, bank in (("base", None), ("sens", bank_path if sens else None)):
-        if variant == "sens" and bank is None:
-          continue
-        run_dir = _run_dir(out, backbone, variant, seed, bank)
-        r = run_recommender(backbone=backbone, data=data, data_dir=data_dir, workdir=str(run_dir),
-                            train_overrides={"seed": seed, **(train_overrides or {})},
-                            sensory_bank=str(bank) if bank else None)
-        runs[variant].append({**r["test"], "sensory_alpha": r.get("sensory_alpha")})
-        ranks = np.load(run_dir / "test_ranks.npy")
-        cold[variant].append(cold_start_buckets(ranks, target_counts))
-        if target_active is not None:
-          facet[variant].append(facet_target_split(ranks, target_active))
+    for (b, _, variant, _), job, r in zip(grid, jobs, finished):
+      if b != backbone:
+        continue
+      runs[variant].append({**r["test"], "sensory_alpha": r.get("sensory_alpha")})
+      ranks = np.load(Path(job["workdir"]) / "test_ranks.npy")
+      cold[variant].append(cold_start_buckets(ranks, target_counts))
+      if target_active is not None:
+        facet[variant].append(facet_target_split(ranks, target_active))
     if runs["sens"]:
       _qualitative(out, backbone, seeds[0], bank_path, seqs)
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name

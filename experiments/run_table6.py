@@ -27,6 +27,8 @@ flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (paired over Base a
 flags.DEFINE_multi_string("bank", [], "domain=path of a prebuilt bank (build_bank.py) for that domain's Sens rows "
                           "(repeatable); other domains get the pipeline's student bank.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
+flags.DEFINE_integer("workers", 1, "Recommender runs trained at once, each in its own process pinned to its share "
+                     "of the CPU cores (or sharing the accelerator); progress bars are off when > 1.")
 
 
 def main(argv):
@@ -38,7 +40,8 @@ def main(argv):
     raise app.UsageError(f"--bank names domains not in --data: {unknown}")
   domains = [(d, f"{FLAGS.data_dir}/{PRESETS[d].subdir}" if d in PRESETS else FLAGS.data_dir) for d in FLAGS.data]
   table = run_pipeline(workdir=FLAGS.workdir, domains=domains, backbones=FLAGS.backbones,
-                       seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress})
+                       seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress},
+                       workers=FLAGS.workers)
   print(table.read_text())
 
 
