@@ -20,6 +20,8 @@ flags.DEFINE_list("seeds", ["0"], "Seeds.")
 flags.DEFINE_string("bank", None, "The ASER (or teacher) bank being ablated.", required=True)
 flags.DEFINE_integer("epochs", None, "Maximum epochs per run.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
+flags.DEFINE_integer("workers", 1, "Runs trained at once, each in its own process pinned to its share of the "
+                     "CPU cores (or sharing the accelerator); progress bars are off when > 1.")
 
 
 def main(argv):
@@ -30,7 +32,7 @@ def main(argv):
     train["epochs"] = FLAGS.epochs
   path = run_ablation(FLAGS.ablation, workdir=FLAGS.workdir, data=FLAGS.data, data_dir=FLAGS.data_dir,
                       backbone=FLAGS.backbone, seeds=[int(s) for s in FLAGS.seeds], bank=FLAGS.bank,
-                      train_overrides=train)
+                      train_overrides=train, workers=FLAGS.workers)
   print(path.read_text())
 
 

@@ -57,7 +57,8 @@ def test_channel_ablation_on_synthetic(tmp_path):
   bank = build_teacher_bank("synthetic", None, tmp_path, 300, progress=False)
   md = run_ablation("channel", workdir=str(tmp_path / "abl"), data="synthetic", data_dir=None, backbone="sasrec",
                     seeds=[0], bank=str(bank), train_overrides={"epochs": 1, "progress": False,
-                                                                "batch_size": 128}).read_text()
+                                                                "batch_size": 128},
+                    workers=2).read_text()
   for variant in ("Base", "raw_text", "broad_attribute", "ASER bank"):
     assert f"| {variant} |" in md
   raw, _ = load_bank(tmp_path / "abl" / "channels" / "raw_text.npz")
