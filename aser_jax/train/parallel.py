@@ -43,7 +43,9 @@ def _start_worker(slots) -> None:
 def map_in_processes(fn, jobs: list[dict], workers: int, on_done=None) -> list:
   """`[fn(**job) for job in jobs]`, over `workers` processes when `workers > 1` (in this
   process otherwise). `fn` must be importable (a module-level function); `on_done(i, result)` is
-  called in this process as each job finishes. A failed job raises here, naming the job."""
+  called in this process as each job finishes. A failed job raises here, naming the job, once the
+  jobs already running have finished (their runs complete and are saved); queued jobs are
+  cancelled."""
   if workers <= 1 or len(jobs) <= 1:
     out = []
     for i, job in enumerate(jobs):
