@@ -62,9 +62,8 @@ def channel_banks(workdir: Path, data: str, data_dir: str | None, num_items: int
 def run_ablation(kind: str, *, workdir: str, data: str, data_dir: str | None, backbone: str, seeds: list[int],
                  bank: str, train_overrides: dict | None = None, workers: int = 1) -> Path:
   """Runs the variants of one ablation and writes its table; `bank` is the ASER bank to ablate.
-  `workers > 1` trains that many runs at once (`train.parallel`), without progress bars."""
-  from aser_jax.train.parallel import map_in_processes
-  from aser_jax.train.run import run_recommender
+  `workers > 1` trains that many runs at once (`train.run.run_recommenders`)."""
+  from aser_jax.train.run import run_recommenders
 
   if kind not in KINDS:
     raise ValueError(f"ablation must be one of {KINDS}, got {kind!r}")
@@ -83,13 +82,12 @@ def run_ablation(kind: str, *, workdir: str, data: str, data_dir: str | None, ba
     variants["ASER bank"] = (bank, {})
   cols = [f"{m}@{k}" for k in KS for m in ("HR", "NDCG")]
   lines = [f"| {kind} variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-  overrides = {**(train_overrides or {}), **({"progress": False} if workers > 1 else {})}
   grid = [(name, seed) for name in variants for seed in seeds]
   jobs = [dict(backbone=backbone, data=data, data_dir=data_dir, model_overrides=variants[name][1],
                workdir=str(out / kind / f"{name.replace(' ', '_').replace('=', '')}_seed{seed}"),
-               train_overrides={"seed": seed, **overrides}, sensory_bank=variants[name][0])
+               train_overrides={"seed": seed, **(train_overrides or {})}, sensory_bank=variants[name][0])
           for name, seed in grid]
-  finished = map_in_processes(run_recommender, jobs, workers)
+  finished = run_recommenders(jobs, workers)
   for name in variants:
     tests = [r["test"] for (n, _), r in zip(grid, finished) if n == name]
     lines.append(f"| {name} | " + " | ".join(f"{np.mean([t[c] for t in tests]):.4f}" for c in cols) + " |")

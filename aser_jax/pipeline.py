@@ -178,11 +178,10 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
 
   The bank is `sensory_bank` when given, else the bank of the student in `student_dir`, else the
   teacher bank built in `workdir`; a domain without item text gets Base rows only. With
-  `workers > 1` the runs train that many at a time in their own processes (`train.parallel`),
+  `workers > 1` the runs train that many at a time in their own processes (`train.run.run_recommenders`),
   without progress bars; each finished run is logged.
   """
-  from aser_jax.train.parallel import map_in_processes
-  from aser_jax.train.run import run_recommender
+  from aser_jax.train.run import run_recommenders
 
   out = Path(workdir)
   seqs = load_sequences(data, data_dir)
@@ -205,15 +204,10 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   grid = [(backbone, seed, variant, bank) for backbone in backbones for seed in seeds
           for variant, bank in (("base", None), ("sens", bank_path if sens else None))
           if variant == "base" or bank is not None]
-  overrides = {**(train_overrides or {}), **({"progress": False} if workers > 1 else {})}
   jobs = [dict(backbone=backbone, data=data, data_dir=data_dir, workdir=str(_run_dir(out, backbone, variant, seed, bank)),
-               train_overrides={"seed": seed, **overrides}, sensory_bank=str(bank) if bank else None)
+               train_overrides={"seed": seed, **(train_overrides or {})}, sensory_bank=str(bank) if bank else None)
           for backbone, seed, variant, bank in grid]
-
-  def done(i, r):
-    log.info("%s: test HR@10 %.4f NDCG@10 %.4f", jobs[i]["workdir"], r["test"]["HR@10"], r["test"]["NDCG@10"])
-
-  finished = map_in_processes(run_recommender, jobs, workers, on_done=done if workers > 1 else None)
+  finished = run_recommenders(jobs, workers)
   results, buckets, facet_splits = {}, {}, {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}

@@ -74,3 +74,22 @@ def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: 
   side = resolve_side(backbone, data, data_dir, seqs.num_items, side_file)
   bank = load_bank(sensory_bank)[0] if sensory_bank else None
   return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, **model_kw)
+
+
+def run_recommenders(jobs: list[dict], workers: int = 1) -> list[dict]:
+  """`run_recommender(**job)` for every job, in order, `workers` at a time (`train.parallel`).
+
+  With more than one worker the runs' progress bars are off (N interleaved bars are unreadable)
+  and each finished run is logged with its test metrics instead.
+  """
+  from aser_jax.train.parallel import map_in_processes
+
+  if workers <= 1:
+    return map_in_processes(run_recommender, jobs, workers)
+  jobs = [{**job, "train_overrides": {**(job.get("train_overrides") or {}), "progress": False}} for job in jobs]
+
+  def done(i, r):
+    logging.getLogger("aser_jax").info("%s: test HR@10 %.4f NDCG@10 %.4f", jobs[i]["workdir"],
+                                       r["test"]["HR@10"], r["test"]["NDCG@10"])
+
+  return map_in_processes(run_recommender, jobs, workers, on_done=done)
