@@ -9,7 +9,8 @@ from scipy.special import log_softmax
 from aser_jax.data.sequences import SequenceData
 from aser_jax.data.splits import train_sequences
 from aser_jax.models import layers, registry
-from aser_jax.models.backbones.bert4rec import mask_positions
+from aser_jax.models.backbones.bert4rec import mask_positions, reference_mask
+from aser_jax.train.loop import training_samples
 
 IDS = np.array([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [0, 0, 0, 0, 0, 9]])
 
@@ -133,3 +134,35 @@ def test_train_sequences_are_whole_training_parts():
   np.testing.assert_array_equal(s.inputs, [[2, 3], [0, 2]] * 2)
   np.testing.assert_array_equal(s.targets, [3, 2] * 2)
   np.testing.assert_array_equal(s.users, [0, 2] * 2)
+
+
+def test_reference_mask_draws_int_rho_l_positions_padding_included():
+  m, read = (np.asarray(a) for a in reference_mask(jax.random.key(1), 4000, 50, 0.2))
+  assert (m.sum(1) == 10).all()
+  assert m[np.arange(4000), read].all()  # the loss reads a masked position
+  assert abs(m.mean(0) - 0.2).max() < 0.04  # every slot, padding or not, equally likely
+  assert abs(np.bincount(read, minlength=50) / 4000 - 1 / 50).max() < 0.01
+
+
+def test_reference_loss_is_ce_of_the_next_item_at_one_masked_slot():
+  model, cfg, params = _model(loss="reference", mask_prob=0.5)
+  assert model.sample_mode == "prefix"
+  target = np.array([7, 8, 2])
+  rngs = {"mask": jax.random.key(2)}
+  batch = {"input_ids": jnp.asarray(IDS), "target": jnp.asarray(target), "weight": jnp.ones(3)}
+  loss = np.asarray(model.apply({"params": params}, batch, False, rngs=rngs, method=model.loss))
+  masked, read = (np.asarray(a) for a in model.apply(
+      {"params": params}, rngs=rngs, method=lambda m: reference_mask(m.make_rng("mask"), 3, 6, 0.5)))
+  assert (masked & (IDS == 0)).any()  # this draw masks padding, which then becomes attendable
+  h = _np_hidden(params, IDS, masked, cfg.layers, cfg.heads).astype(np.float64)[np.arange(3), read]
+  logits = h @ params["items"]["id_emb"]["embedding"].T
+  logits[:, 0] = -np.inf
+  want = -log_softmax(logits, -1)[np.arange(3), target]
+  np.testing.assert_allclose(loss, want, rtol=1e-4)
+
+
+def test_reference_loss_trains_on_prefix_samples():
+  data = SequenceData(np.arange(1), (np.array([1, 2, 3, 4, 5]),), 5)
+  model, _ = registry.build("bert4rec", 5, hidden=8, heads=2, max_len=4, loss="reference")
+  s = training_samples(model, data)
+  np.testing.assert_array_equal(s.targets, [2, 3])

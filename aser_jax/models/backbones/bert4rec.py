@@ -9,6 +9,12 @@ Loss: softmax cross-entropy over all items at the masked positions, averaged per
 masked positions per row); when a batch has more, the newest positions are kept.
 Evaluation: drop the oldest position, append a mask token and rank all items at it. Scores
 are tied to the item table.
+
+`loss="reference"` reproduces the BSARec repository's BERT4Rec, whose masked-item loss is
+overwritten (BACKBONES.md calls it a defect; it is here to explain published rows, not to be
+used): prefix samples; `int(ρ·L)` positions per row masked uniformly, padding included (a masked
+padding slot becomes attendable); the state at one of them, uniformly drawn, is trained by
+cross-entropy to predict the sample's next item.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ class BERT4RecConfig(layers.BackboneConfig):
   mask_prob: float = 0.2  # ρ
   prediction_budget: int = 3  # masked positions scored per batch: at most B × this (the original caps per row)
   repeats: int = 1  # copies of each training sequence per epoch, each masked afresh (the "dupe factor")
+  loss: str = "mlm"  # "mlm" (the BERT4Rec paper) or "reference" (the reference repository's, module docstring)
+
+  def __post_init__(self):
+    if self.loss not in ("mlm", "reference"):
+      raise ValueError(f"BERT4Rec loss must be 'mlm' or 'reference', got {self.loss!r}")
 
 
 def mask_positions(rng: jax.Array, input_ids_BxL: jax.Array, prob: float) -> jax.Array:
@@ -41,11 +52,24 @@ def mask_positions(rng: jax.Array, input_ids_BxL: jax.Array, prob: float) -> jax
   return jnp.where(masked.any(1, keepdims=True), masked, last_real & real)
 
 
+def reference_mask(rng: jax.Array, B: int, L: int, prob: float) -> tuple[jax.Array, jax.Array]:
+  """The reference repository's masking: per row `int(prob·L)` of the L positions, drawn
+  uniformly without replacement whether real or padding ([B, L] bool), and the position
+  ([B]) whose state its loss reads: one of the masked ones, uniformly."""
+  k = max(int(prob * L), 1)
+  order_BxL = jnp.argsort(jax.random.uniform(rng, (B, L)), axis=1)
+  rank_BxL = jnp.argsort(order_BxL, axis=1)
+  return rank_BxL < k, order_BxL[:, 0]
+
+
 @register("bert4rec", BERT4RecConfig)
 class BERT4Rec(nn.Module):
   cfg: BERT4RecConfig
   num_items: int
-  sample_mode = "sequence"  # read by the training loop: whole training sequences, not prefixes
+  @property
+  def sample_mode(self) -> str:
+    """Read by the training loop: whole training sequences, or the reference's prefix samples."""
+    return "prefix" if self.cfg.loss == "reference" else "sequence"
 
   def setup(self):
     cfg = self.cfg
@@ -88,6 +112,8 @@ class BERT4Rec(nn.Module):
     return self.encode(input_ids_BxL, False, table) @ table.T
 
   def loss(self, batch, train: bool = True) -> jax.Array:
+    if self.cfg.loss == "reference":
+      return self._reference_loss(batch, train)
     ids = batch["input_ids"]
     B, L = ids.shape
     masked = mask_positions(self.make_rng("mask"), ids, self.cfg.mask_prob)
@@ -103,3 +129,11 @@ class BERT4Rec(nn.Module):
     total_B = jax.ops.segment_sum(ce_P, row_P, num_segments=B)
     count_B = jax.ops.segment_sum(on_P.astype(ce_P.dtype), row_P, num_segments=B)
     return total_B / jnp.maximum(count_B, 1.0)
+
+  def _reference_loss(self, batch, train: bool) -> jax.Array:
+    ids = batch["input_ids"]
+    B, L = ids.shape
+    masked, read_B = reference_mask(self.make_rng("mask"), B, L, self.cfg.mask_prob)
+    table = self.item_table()
+    h_BxD = self.hidden(ids, masked, train, table=table, select=(jnp.arange(B), read_B))[:, 0]
+    return layers.ce_loss(h_BxD, table, batch["target"])
