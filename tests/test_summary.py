@@ -60,6 +60,23 @@ def test_seed_sets_means_sample_std_and_paper_gap(tmp_path):
   assert [r["std"]["HR@10"] for r in strict["sets"] if r["label"] == "loss=bce"] == [None]
 
 
+def test_runs_predating_a_config_field_pool_at_its_default(tmp_path):
+  """A run recorded before a field existed behaved as that field's default (here SASRec's `loss`,
+  default "bce", and TrainConfig's `weight_decay`, default 0): it pools with runs that record it."""
+  old = {k: v for k, v in MODEL.items() if k != "loss"}
+  _write(tmp_path / "old", 0, 0.05, 0.025)
+  m = json.loads((tmp_path / "old" / "metrics.json").read_text())
+  m["model_config"] = old
+  (tmp_path / "old" / "metrics.json").write_text(json.dumps(m))
+  _write(tmp_path / "new", 1, 0.06, 0.03, loss="bce")
+  m = json.loads((tmp_path / "new" / "metrics.json").read_text())
+  m["train_config"]["weight_decay"] = 0.0
+  (tmp_path / "new" / "metrics.json").write_text(json.dumps(m))
+  _write(tmp_path / "other", 2, 0.07, 0.035, loss="ce")
+  sets = summarize(load_runs([tmp_path])[0])["sets"]
+  assert sorted((r["label"], tuple(r["seeds"])) for r in sets) == [("loss=bce", (0, 1)), ("loss=ce", (2,))]
+
+
 def test_sens_pairs_with_base_over_shared_seeds_only(tmp_path):
   for seed, (hr, nd) in enumerate([(0.060, 0.030), (0.062, 0.032), (0.064, 0.034)]):
     _write(tmp_path / f"base_s{seed}", seed, hr, nd)

@@ -8,6 +8,7 @@ sample std over seeds, the gap to the paper's row, and Base vs Sens paired over 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections import defaultdict
@@ -17,6 +18,8 @@ import numpy as np
 
 from aser_jax.eval.paper_tables import METRIC_ORDER, table6_reference
 from aser_jax.eval.significance import paired_comparison
+from aser_jax.models import registry
+from aser_jax.train.loop import TrainConfig
 
 # Settings that do not change what a run computes, so runs differing in them pool together.
 _NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers")
@@ -62,6 +65,16 @@ def _folders(root: Path) -> list[Path]:
   return out
 
 
+def _defaults(cls) -> dict:
+  return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+def _with_defaults(recorded: dict, cls) -> dict:
+  """A config as recorded, plus the current default of every field the run predates: a field
+  added later took its default's behaviour then, so old and new runs of one setting pool."""
+  return {**(_defaults(cls) if cls is not None else {}), **recorded}
+
+
 def _read_run(path: Path) -> dict | None:
   """One run's identity and test metrics; None for a metrics.json of another kind (student)."""
   try:
@@ -76,12 +89,16 @@ def _read_run(path: Path) -> dict | None:
   missing = [k for k in METRIC_ORDER if k not in m["test"]]
   if missing:
     raise ValueError(f"{path}: field 'test' lacks {', '.join(missing)}")
-  train = {k: v for k, v in m["train_config"].items() if k not in _NOT_SETTINGS}
+  try:
+    model_cls = registry.config_class(m["backbone"])
+  except KeyError:  # a backbone this version does not know: its config as recorded
+    model_cls = None
+  train = {k: v for k, v in _with_defaults(m["train_config"], TrainConfig).items() if k not in _NOT_SETTINGS}
   sens = m.get("sensory_alpha") is not None
   bank = m.get("bank")
   if sens and bank is None:  # written before metrics.json named its bank: never pooled with others
     bank = f"unknown ({path.parent.name})"
-  model = {k: v for k, v in m["model_config"].items() if k not in _BANK_DERIVED}
+  model = {k: v for k, v in _with_defaults(m["model_config"], model_cls).items() if k not in _BANK_DERIVED}
   settings = {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
   domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
