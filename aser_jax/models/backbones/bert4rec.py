@@ -66,6 +66,7 @@ def reference_mask(rng: jax.Array, B: int, L: int, prob: float) -> tuple[jax.Arr
 class BERT4Rec(nn.Module):
   cfg: BERT4RecConfig
   num_items: int
+
   @property
   def sample_mode(self) -> str:
     """Read by the training loop: whole training sequences, or the reference's prefix samples."""
