@@ -12,7 +12,7 @@ import json
 import numpy as np
 from absl import app, flags
 
-from aser_jax import configs
+from aser_jax import configs, provenance
 from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.io import load_bank
 from aser_jax.cli import setup_logging
@@ -66,7 +66,7 @@ def main(argv):
     sens = bench_runtime(backbone, bank.num_items, bank, **kw)
     out.append({"backbone": backbone, "base": base, "sens": sens,
                 "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]})
-  print(json.dumps(out, indent=2))
+  print(json.dumps({"runs": out, "environment": provenance.environment()}, indent=2))
 
 
 if __name__ == "__main__":

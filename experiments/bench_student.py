@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from aser_jax import provenance
 from aser_jax.cli import setup_logging
 from aser_jax.supervision import store
 from aser_jax.train.state import TrainState
@@ -67,6 +68,7 @@ def main(argv):
       "train_examples_per_s": _STEPS.value * B / train_s,
       "forward_texts_per_s": min(_FORWARD.value, len(batches)) * B / fwd_s,
       "backend": jax.default_backend(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      "environment": provenance.environment(),
   }, indent=2))
 
 

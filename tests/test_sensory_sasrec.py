@@ -100,6 +100,7 @@ def test_training_with_a_bank_end_to_end(tiny_data_file, tmp_path):
   assert diag["active_items"] == int((bank_constants(bank)["beta"][1:].sum(-1) > 0).sum()) > 0
   assert diag["sensory_to_id_norm"] > 0
   assert np.isfinite(out["test"]["NDCG@10"])
+  assert saved["environment"]["packages"]["jax"] == jax.__version__  # what the numbers were measured on
   with open(tmp_path / "sens" / "log.csv") as f:
     rows = list(csv.DictReader(f))
   alphas = [float(r["sensory_alpha"]) for r in rows]  # the α trajectory, one value per epoch

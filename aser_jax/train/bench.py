@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from aser_jax import configs
+from aser_jax import configs, provenance
 from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
 from aser_jax.data.sequences import SequenceData
 from aser_jax.eval import ranking
@@ -69,4 +69,5 @@ def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: i
       "valid_NDCG@10_after_timed_steps": ranking.metrics_from_ranks(ranks)["NDCG@10"],
       "devices": mesh.devices.size, "backend": jax.default_backend(),
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      "environment": provenance.environment(),
   }

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from aser_jax import provenance
 from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
 from aser_jax.data.sequences import SequenceData
 from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_sequences
@@ -213,6 +214,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "best_epoch": loop["best_epoch"] + 1,
       "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
       "seconds_per_validation": float(np.mean(loop["valid_seconds"])) if loop["valid_seconds"] else None,
+      "environment": provenance.environment(),
   }
   (workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
   return result

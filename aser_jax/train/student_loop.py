@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from aser_jax import provenance
 from aser_jax.bank.facets import FACETS
 from aser_jax.models import student as S
 from aser_jax.supervision import store
@@ -252,7 +253,8 @@ def train_student(data_dir: str | os.PathLike, workdir: str | os.PathLike,
   final = table8_metrics(predict(model, state.params, val, cfg.batch_size), val, cfg.theta, means)
   result = {"kind": cfg.kind, "config": dataclasses.asdict(cfg), "train_examples": n,
             "val_examples": int(len(val["input_ids"])), "steps_per_epoch": steps_per_epoch, "history": history,
-            "val": final, "supervision": str(Path(data_dir).resolve())}
+            "val": final, "supervision": str(Path(data_dir).resolve()),
+            "environment": provenance.environment()}
   (workdir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
   return result
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aser_jax import provenance
 from aser_jax.models.encoders.embedding import SentenceEmbedder
 from aser_jax.models.encoders.loader import load_encoder
 
@@ -77,7 +78,7 @@ def benchmark_embedding(texts: Sequence[str], batch_size: int = 64, repeats: int
           "texts": len(texts), "batch_size": batch_size, "mean_tokens": round(float(np.mean(lengths)), 1),
           "max_len": embedder.encoder.tokenizer.max_len, "cpu_count": os.cpu_count(),
           "first_pass_s": round(first_s, 3), "best_pass_s": round(min(times), 3),
-          "texts_per_s": round(len(texts) / min(times), 1)}
+          "texts_per_s": round(len(texts) / min(times), 1), "environment": provenance.environment()}
 
 
 def run_benchmark(texts_path: str | Path, num_texts: int = 1000, **kwargs: Any) -> dict[str, Any]:
