@@ -98,3 +98,22 @@ def test_resume_refuses_other_settings_but_allows_more_epochs(tiny_data_file, tm
   assert loss_clash.returncode != 0 and "model.loss: 'bce_all' -> 'ce'" in loss_clash.stderr
   _run(tiny_data_file, wd, epochs=2)
   assert [int(r["epoch"]) for r in _log(wd)] == [1, 2] and _metrics(wd)["epochs"] == 2
+
+
+def test_log_csv_gets_its_header_back_after_an_early_kill(tmp_path):
+  from aser_jax.train.loop import _resume_log
+  header = ["epoch", "step", "loss"]
+  path = tmp_path / "log.csv"
+  assert _resume_log(path, 0, header) == header  # a fresh run
+  path.write_text("")  # a run killed before its first epoch flushed nothing
+  assert _resume_log(path, 0, header) == header
+  with open(path, "a", newline="") as f:
+    csv.writer(f).writerows([[1, 10, "0.5"], [2, 20, "0.4"], [3, 30, "0.3"]])
+  assert _resume_log(path, 2, header) == header  # epoch 3 was logged after the last checkpoint
+  assert [r["epoch"] for r in _log(tmp_path)] == ["1", "2"]
+  path.write_text("1,10,0.5\n2,20,0.4\n")  # headerless, as older versions could leave it
+  assert _resume_log(path, 2, header) == header
+  assert [(r["epoch"], r["loss"]) for r in _log(tmp_path)] == [("1", "0.5"), ("2", "0.4")]
+  path.write_text("epoch,step,loss,sensory_alpha\n1,10,0.5,0.1\n")
+  assert _resume_log(path, 1, header) == ["epoch", "step", "loss", "sensory_alpha"]  # keeps its columns
+  assert path.read_text().splitlines() == ["epoch,step,loss,sensory_alpha", "1,10,0.5,0.1"]

@@ -138,18 +138,12 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   loop["run"] = run
 
   log_path = workdir / "log.csv"
-  _truncate_log(log_path, loop["epoch"])
   header = ["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())]
   if bank is not None:
     header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
-  new_log = not log_path.exists()
-  if not new_log:
-    with open(log_path, newline="") as f:
-      header = next(csv.reader(f), header)  # a resumed run keeps its log's columns
+  header = _resume_log(log_path, loop["epoch"], header)
   with open(log_path, "a", newline="") as log_file:
     csv_log = csv.writer(log_file)
-    if new_log:
-      csv_log.writerow(header)
     while not loop["done"] and loop["epoch"] < train_cfg.epochs:
       epoch = loop["epoch"]
       data_iter.start_epoch(epoch)
@@ -268,16 +262,26 @@ def _blend_alpha(params) -> float | None:
   return float(jax.nn.sigmoid(found[0])) if found else None
 
 
-def _truncate_log(path: Path, epochs_done: int) -> None:
-  """Drops log rows of epochs after the restored checkpoint (a killed run may have logged them)."""
-  if not path.exists():
-    return
-  with open(path, newline="") as f:
-    rows = list(csv.reader(f))
-  kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= epochs_done]
-  if len(kept) != len(rows):
+def _resume_log(path: Path, epochs_done: int, header: list[str]) -> list[str]:
+  """Readies `log.csv` for appending epoch rows and returns its columns.
+
+  A resumed run keeps its log's columns and drops rows of epochs after the restored checkpoint
+  (a killed run may have logged them). A missing or empty log (a run killed before its first
+  epoch) gets `header`, written and closed at once so that a later kill cannot leave it headerless;
+  a headerless log left by older versions gets `header` put back in front of its rows.
+  """
+  rows = []
+  if path.exists():
+    with open(path, newline="") as f:
+      rows = [r for r in csv.reader(f) if r]
+  headed = bool(rows) and rows[0][0] == "epoch"
+  if not headed:
+    rows = [header, *rows]
+  kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= epochs_done]
+  if not headed or len(kept) != len(rows):
     with open(path, "w", newline="") as f:
       csv.writer(f).writerows(kept)
+  return kept[0]
 
 
 def _metric_names():
