@@ -117,3 +117,11 @@ def test_log_csv_gets_its_header_back_after_an_early_kill(tmp_path):
   path.write_text("epoch,step,loss,sensory_alpha\n1,10,0.5,0.1\n")
   assert _resume_log(path, 1, header) == ["epoch", "step", "loss", "sensory_alpha"]  # keeps its columns
   assert path.read_text().splitlines() == ["epoch,step,loss,sensory_alpha", "1,10,0.5,0.1"]
+  cases = [("epoch,step,loss\r\n1,10,0.5\r\n2,20,0.", ["1"]),  # killed while writing epoch 2's row
+           ("epo", [])]  # killed while writing the header
+  for text, before in cases:
+    path.write_text(text)
+    assert _resume_log(path, 1, header) == header
+    with open(path, "a", newline="") as f:
+      csv.writer(f).writerow([2, 20, "0.4"])
+    assert [r["epoch"] for r in _log(tmp_path)] == [*before, "2"]

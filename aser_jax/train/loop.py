@@ -268,17 +268,19 @@ def _resume_log(path: Path, epochs_done: int, header: list[str]) -> list[str]:
   A resumed run keeps its log's columns and drops rows of epochs after the restored checkpoint
   (a killed run may have logged them). A missing or empty log (a run killed before its first
   epoch) gets `header`, written and closed at once so that a later kill cannot leave it headerless;
-  a headerless log left by older versions gets `header` put back in front of its rows.
+  a headerless log left by older versions gets `header` put back in front of its rows. A last
+  line without its newline was torn by a kill mid-write; it is dropped (every row is written
+  before its epoch's checkpoint, so a torn row always belongs to an epoch that is redone).
   """
-  rows = []
-  if path.exists():
-    with open(path, newline="") as f:
-      rows = [r for r in csv.reader(f) if r]
+  text = path.read_text() if path.exists() else ""
+  torn = bool(text) and not text.endswith("\n")
+  lines = text.splitlines(keepends=True)[:-1] if torn else text.splitlines(keepends=True)
+  rows = [r for r in csv.reader(lines) if r]
   headed = bool(rows) and rows[0][0] == "epoch"
   if not headed:
     rows = [header, *rows]
   kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= epochs_done]
-  if not headed or len(kept) != len(rows):
+  if torn or not headed or len(kept) != len(rows):
     with open(path, "w", newline="") as f:
       csv.writer(f).writerows(kept)
   return kept[0]
