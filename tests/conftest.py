@@ -24,7 +24,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set before jax is imported;
   _OWN_CACHE = tempfile.mkdtemp(prefix="aser_jax_xla_cache_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def pytest_unconfigure(config):

@@ -273,9 +273,9 @@ def _resume_log(path: Path, epochs_done: int, header: list[str]) -> list[str]:
   before its epoch's checkpoint, so a torn row always belongs to an epoch that is redone).
   """
   text = path.read_text() if path.exists() else ""
+  lines = text.splitlines()
   torn = bool(text) and not text.endswith("\n")
-  lines = text.splitlines(keepends=True)[:-1] if torn else text.splitlines(keepends=True)
-  rows = [r for r in csv.reader(lines) if r]
+  rows = [r for r in csv.reader(lines[:-1] if torn else lines) if r]
   headed = bool(rows) and rows[0][0] == "epoch"
   if not headed:
     rows = [header, *rows]
