@@ -39,6 +39,9 @@ def test_training_learns_and_writes_outputs(tiny_data_file, tmp_path):
   assert m["epochs"] == 6 and m["seconds_per_epoch"] > 0 and m["synthetic"] is False
   log = _log(wd)
   assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4, 5, 6]
+  seconds = [float(r["seconds"]) for r in log]
+  assert m["seconds_per_epoch"] == pytest.approx(np.mean(seconds), abs=2e-3)
+  assert m["seconds_per_epoch_median"] == pytest.approx(np.median(seconds), abs=2e-3)
   assert float(log[-1]["loss"]) < float(log[0]["loss"])
   # 80 items, 10 of them excluded as history on average: a random ranking gives HR@10 about 1/7
   assert m["test"]["HR@10"] > 0.3, m["test"]

@@ -207,6 +207,8 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "epochs": loop["epoch"],
       "best_epoch": loop["best_epoch"] + 1,
       "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
+      # the median is not moved by the first epoch's compile or by a paused process
+      "seconds_per_epoch_median": float(np.median(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
       "seconds_per_validation": float(np.mean(loop["valid_seconds"])) if loop["valid_seconds"] else None,
       "environment": provenance.environment(),
   }
