@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aser_jax.eval.paper_tables import table6_reference
@@ -143,3 +144,67 @@ def test_binary_writes_the_report(tmp_path):
                        capture_output=True, text=True, check=True, timeout=120)
   assert "| beauty | sasrec | base | - | 0,1 | 0.0650 ± 0.0071 |" in out.stdout
   assert {p.name for p in (tmp_path / "report").iterdir()} == {"summary.md", "summary.csv", "summary.json"}
+
+
+def test_pairs_split_by_the_test_targets_facets(tmp_path):
+  """Hand-made ranks on the synthetic catalogue: active-facet targets move from rank 3 / 20 (Base,
+  seeds 0 / 1) to rank 1 (Sens); the other users stay at rank 1 in every run."""
+  from aser_jax.bank.aggregate import Bank
+  from aser_jax.bank.io import export_npz
+  from aser_jax.data.presets import load_sequences
+  from aser_jax.data.splits import eval_split
+  from aser_jax.eval.summary import add_target_splits
+  from aser_jax.train.loop import bank_digest
+
+  seqs = load_sequences("synthetic")
+  targets = eval_split(seqs, 1, "test").targets
+  n_items = seqs.num_items
+  a = np.zeros((n_items + 1, 5), np.float32)
+  a[np.unique(targets)[::3], 2] = 1  # every third distinct target item has one active facet
+  pi = np.full((n_items + 1, 5, 3), 1 / 3, np.float32)
+  pi[0] = 0  # padding row
+  bank = Bank(np.zeros((n_items + 1, 5, 4), np.float32), a.copy(), pi, a.copy(), a)
+  export_npz(tmp_path / "bank.npz", bank, {})
+  active = a.any(-1)[targets]
+  assert 0 < active.sum() < active.size
+  for seed, base_rank in enumerate([3, 20]):
+    for variant, rank in (("base", base_rank), ("sens", 1)):
+      folder = tmp_path / "runs" / f"{variant}_s{seed}"
+      _write(folder, seed, 0.06, 0.03, data="synthetic", **({"bank": bank_digest(bank), "alpha": 0.1}
+                                                            if variant == "sens" else {}))
+      np.save(folder / "test_ranks.npy", np.where(active, rank, 1).astype(np.int32))
+  s = add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])
+  (split,) = s["target_splits"]
+  on, off = split["groups"]["active facet"], split["groups"]["no active facet"]
+  assert (on["users"], off["users"]) == (active.sum(), (~active).sum())
+  nd = on["NDCG@10"]  # Base: 1/log2(4) = 0.5 and 0; Sens: 1 and 1
+  assert nd["base"] == pytest.approx(0.25) and nd["sens"] == pytest.approx(1.0) and nd["gain"] == pytest.approx(3.0)
+  # differences 0.5 and 1: t = 0.75 / (0.3536 / sqrt 2) = 3 on 1 df, p = 1 - 2 atan(3) / pi
+  assert nd["p"] == pytest.approx(1 - 2 * math.atan(3) / math.pi, rel=1e-6)
+  assert math.isnan(nd["p_users"])  # every active user gains the same 0.75: no spread to test
+  assert on["HR@10"]["base"] == pytest.approx(0.5) and on["HR@10"]["sens"] == pytest.approx(1.0)
+  assert off["NDCG@10"]["base"] == off["NDCG@10"]["sens"] == 1.0 and off["NDCG@10"]["gain"] == 0.0
+  md = write_summary(s, [], tmp_path / "report").read_text()
+  assert f"| active facet | {active.sum():,} | 0.5000 → 1.0000 (+100.0%, p=0.500, nan) |" in md
+
+  np.save(tmp_path / "runs" / "sens_s1" / "test_ranks.npy", np.ones(3, np.int32))
+  with pytest.raises(ValueError, match=r"sens_s1/test_ranks.npy: 3 ranks for"):
+    add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])
+  a[1, 0] = 1
+  export_npz(tmp_path / "other.npz", Bank(bank.K, bank.C, bank.Pi, bank.N, a), {})
+  with pytest.raises(ValueError, match=r"other.npz: bank digest \w+ matches no Base-vs-Sens pair"):
+    add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "other.npz"])
+
+
+def test_user_level_p_matches_scipy_on_varied_ranks(tmp_path):
+  """`p_users` is the paired t-test of seed-averaged per-user metrics (reference: scipy on the same arrays)."""
+  from scipy import stats
+
+  from aser_jax.eval.summary import _group_comparison
+
+  rng = np.random.default_rng(0)
+  base, sens = rng.random((2, 40)), rng.random((2, 40))
+  c = _group_comparison(base, sens)
+  assert c["p_users"] == pytest.approx(stats.ttest_rel(sens.mean(0), base.mean(0)).pvalue)
+  assert c["p"] == pytest.approx(stats.ttest_rel(sens.mean(1), base.mean(1)).pvalue)
+  assert c["gain"] == pytest.approx(sens.mean() / base.mean() - 1)

@@ -169,14 +169,82 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       comps = {m: paired_comparison(pick(base, m), pick(sens, m)) for m in HEADLINE}
       paper_b = table6_reference(sens["domain"], sens["backbone"], "base")
       paper_s = table6_reference(sens["domain"], sens["backbone"], "sens")
+      runs = lambda row: [row["runs"][row["seeds"].index(s)] for s in common]
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
-                    "label": sens["label"], "seeds": common,
+                    "label": sens["label"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
                            "paper_gain": paper_s[m] / paper_b[m] - 1 if paper_b else None}
                        for m, c in comps.items()}})
   for r in rows:
     del r["_settings"]
   return {"tolerance": tolerance, "sets": rows, "pairs": pairs}
+
+
+def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
+  """Adds `target_splits` to `summary`: each pair's Base vs Sens over the test users whose target has
+  an active facet in the pair's bank, and over the rest (ASER_SPEC §6). A gain from the bank's content
+  shows in the first group; a gain from the blend's side effects shows in both.
+
+  Each bank file is matched to its Sens sets by its array digest (metrics.json `bank`); the test
+  targets come from the pair's data (a preset read from `data_dir`), the ranks from each run's
+  `test_ranks.npy`. `p` pairs seed k of Base with seed k of Sens; `p_users` pairs the users, each
+  user's metric averaged over the shared seeds.
+  """
+  from aser_jax.bank.io import load_bank
+  from aser_jax.data.presets import load_sequences
+  from aser_jax.data.splits import eval_split
+  from aser_jax.train.loop import bank_digest
+
+  splits, targets_of = [], {}
+  for path in map(Path, bank_paths):
+    bank = load_bank(path)[0]
+    digest = bank_digest(bank)
+    pairs = [p for p in summary["pairs"] if p["bank"] == digest]
+    if not pairs:
+      known = sorted({p["bank"] for p in summary["pairs"]}) or ["none"]
+      raise ValueError(f"{path}: bank digest {digest} matches no Base-vs-Sens pair (pairs have: {', '.join(known)})")
+    active_items = bank.A.any(-1)
+    for pair in pairs:
+      data = pair["domain"].removesuffix(" (SYNTHETIC)")
+      if data not in targets_of:
+        targets_of[data] = eval_split(load_sequences(data, data_dir), 1, "test").targets
+      targets = targets_of[data]
+      if targets.max() >= active_items.shape[0]:
+        raise ValueError(f"{path}: bank has {bank.num_items} items but {data} has item {targets.max()}")
+      groups = {"active facet": active_items[targets]}
+      groups["no active facet"] = ~groups["active facet"]
+      per_user = {v: np.stack([_user_metrics(Path(d), targets.size) for d in pair[f"{v}_runs"]])
+                  for v in ("base", "sens")}  # [seeds, metric, users]
+      out = {name: {"users": int(sel.sum()),
+                    **{m: _group_comparison(per_user["base"][:, i, sel], per_user["sens"][:, i, sel])
+                       for i, m in enumerate(HEADLINE)}}
+             for name, sel in groups.items()}
+      splits.append({k: pair[k] for k in ("domain", "backbone", "bank", "label", "seeds")} | {"groups": out})
+  return {**summary, "target_splits": splits}
+
+
+def _group_comparison(base_SxU: np.ndarray, sens_SxU: np.ndarray) -> dict:
+  """Base vs Sens of one user group: means, gain, p over seeds and p over users."""
+  from scipy import stats
+
+  if base_SxU.shape[1] == 0:
+    return dict.fromkeys(("base", "sens", "gain", "p", "p_users"), float("nan"))
+  c = paired_comparison(base_SxU.mean(1).tolist(), sens_SxU.mean(1).tolist())
+  b, s = base_SxU.mean(0), sens_SxU.mean(0)
+  p_users = float(stats.ttest_rel(s, b).pvalue) if b.size > 1 and np.std(s - b) > 0 else float("nan")
+  return {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p, "p_users": p_users}
+
+
+def _user_metrics(run: Path, users: int, k: int = 10) -> np.ndarray:
+  """[HR@k, NDCG@k] per test user from a run's `test_ranks.npy` (1-based ranks)."""
+  path = run / "test_ranks.npy"
+  if not path.exists():
+    raise FileNotFoundError(f"{path}: missing (written by train_recommender.py; a results/ record may lack it)")
+  ranks = np.load(path).astype(np.float64)
+  if ranks.shape != (users,):
+    raise ValueError(f"{path}: {ranks.shape[0]} ranks for {users} test users of this data")
+  hit = ranks <= k
+  return np.stack([hit, np.where(hit, 1 / np.log2(ranks + 1), 0.0)])
 
 
 def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> Path:
@@ -210,10 +278,21 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
       paper = " / ".join(f"{p[m]['paper_gain']:+.1%}" for m in HEADLINE) if p["HR@10"]["paper_gain"] is not None else "-"
       md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {','.join(map(str, p['seeds']))} | "
                 f"{cells[0]} | {cells[1]} | {paper} |")
+  if summary.get("target_splits"):
+    md += ["", "## Base vs Sens by the test target: active facet in the bank, or none", "",
+           "| domain | backbone | bank | seeds | target | users | HR@10 Base → Sens (gain, p, p users) | "
+           "NDCG@10 Base → Sens (gain, p, p users) |", "|---|---|---|---|---|---|---|---|"]
+    for t in summary["target_splits"]:
+      for name, g in t["groups"].items():
+        cells = [f"{g[m]['base']:.4f} → {g[m]['sens']:.4f} ({g[m]['gain']:+.1%}, p={g[m]['p']:.3f}, "
+                 f"{g[m]['p_users']:.2g})" for m in HEADLINE]
+        md.append(f"| {t['domain']} | {t['backbone']} | {t['bank']} | {','.join(map(str, t['seeds']))} | {name} | "
+                  f"{g['users']:,} | {cells[0]} | {cells[1]} |")
   if unfinished:
     md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
   md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
-         "seeds (nan with fewer than two). α: the learned sensory blend; shared: the share of the sensory "
+         "seeds (nan with fewer than two); p users: paired t-test over the test users, each user's metric "
+         "averaged over those seeds. α: the learned sensory blend; shared: the share of the sensory "
          "vectors' energy common to all active items (metrics.json `fusion`; near 1, Sens adds a bias only)."]
   (out / "summary.md").write_text("\n".join(md) + "\n")
   header = ["domain", "backbone", "variant", "bank", "settings", "seeds", *(f"{m} mean" for m in METRIC_ORDER),
