@@ -146,14 +146,21 @@ def test_binary_writes_the_report(tmp_path):
   assert {p.name for p in (tmp_path / "report").iterdir()} == {"summary.md", "summary.csv", "summary.json"}
 
 
-def test_pairs_split_by_the_test_targets_facets(tmp_path):
+def test_binary_splits_by_target_with_a_bank(tmp_path):
+  _, active = _split_fixture(tmp_path)
+  out = subprocess.run([sys.executable, str(REPO / "experiments" / "summarize_runs.py"), f"--runs={tmp_path / 'runs'}",
+                        f"--out={tmp_path / 'report'}", f"--bank={tmp_path / 'bank.npz'}"],
+                       capture_output=True, text=True, check=True, timeout=120)
+  assert f"| no active facet | {(~active).sum():,} | 1.0000 → 1.0000 (+0.0%, p=nan, nan) |" in out.stdout
+
+
+def _split_fixture(tmp_path):
   """Hand-made ranks on the synthetic catalogue: active-facet targets move from rank 3 / 20 (Base,
   seeds 0 / 1) to rank 1 (Sens); the other users stay at rank 1 in every run."""
   from aser_jax.bank.aggregate import Bank
   from aser_jax.bank.io import export_npz
   from aser_jax.data.presets import load_sequences
   from aser_jax.data.splits import eval_split
-  from aser_jax.eval.summary import add_target_splits
   from aser_jax.train.loop import bank_digest
 
   seqs = load_sequences("synthetic")
@@ -173,6 +180,15 @@ def test_pairs_split_by_the_test_targets_facets(tmp_path):
       _write(folder, seed, 0.06, 0.03, data="synthetic", **({"bank": bank_digest(bank), "alpha": 0.1}
                                                             if variant == "sens" else {}))
       np.save(folder / "test_ranks.npy", np.where(active, rank, 1).astype(np.int32))
+  return bank, active
+
+
+def test_pairs_split_by_the_test_targets_facets(tmp_path):
+  from aser_jax.bank.aggregate import Bank
+  from aser_jax.bank.io import export_npz
+  from aser_jax.eval.summary import add_target_splits
+
+  bank, active = _split_fixture(tmp_path)
   s = add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])
   (split,) = s["target_splits"]
   on, off = split["groups"]["active facet"], split["groups"]["no active facet"]
@@ -190,6 +206,7 @@ def test_pairs_split_by_the_test_targets_facets(tmp_path):
   np.save(tmp_path / "runs" / "sens_s1" / "test_ranks.npy", np.ones(3, np.int32))
   with pytest.raises(ValueError, match=r"sens_s1/test_ranks.npy: 3 ranks for"):
     add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])
+  a = bank.A.copy()
   a[1, 0] = 1
   export_npz(tmp_path / "other.npz", Bank(bank.K, bank.C, bank.Pi, bank.N, a), {})
   with pytest.raises(ValueError, match=r"other.npz: bank digest \w+ matches no Base-vs-Sens pair"):
