@@ -188,7 +188,9 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
   Each bank file is matched to its Sens sets by its array digest (metrics.json `bank`); the test
   targets come from the pair's data (a preset read from `data_dir`), the ranks from each run's
   `test_ranks.npy`. `p` pairs seed k of Base with seed k of Sens; `p_users` pairs the users, each
-  user's metric averaged over the shared seeds.
+  user's metric averaged over the shared seeds. `p_users` leaves out the seed-to-seed variance of the
+  training path, so it overstates significance when seeds are few (one seed of BERT4Rec Beauty gave
+  p_users 0.0008 for a gain that four seeds did not reproduce).
   """
   from aser_jax.bank.io import load_bank
   from aser_jax.data.presets import load_sequences
@@ -292,7 +294,8 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
     md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
   md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
          "seeds (nan with fewer than two); p users: paired t-test over the test users, each user's metric "
-         "averaged over those seeds. α: the learned sensory blend; shared: the share of the sensory "
+         "averaged over those seeds; it sees only the users' variation, not the training path's, so with few "
+         "seeds it is far too small: read p first. α: the learned sensory blend; shared: the share of the sensory "
          "vectors' energy common to all active items (metrics.json `fusion`; near 1, Sens adds a bias only)."]
   (out / "summary.md").write_text("\n".join(md) + "\n")
   header = ["domain", "backbone", "variant", "bank", "settings", "seeds", *(f"{m} mean" for m in METRIC_ORDER),
