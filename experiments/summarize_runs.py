@@ -17,7 +17,8 @@ from aser_jax.cli import setup_logging
 from aser_jax.eval.summary import add_target_splits, load_runs, summarize, write_summary
 
 _RUNS = flags.DEFINE_list("runs", None, "Run folders, or folders holding run folders.", required=True)
-_OUT = flags.DEFINE_string("out", None, "Report folder (summary.md, summary.csv, summary.json).", required=True)
+_OUT = flags.DEFINE_string("out", None, "Report folder (summary.md, summary.csv, summary.json; pairs.png when "
+                           "a Sens set pairs with Base).", required=True)
 _BANK = flags.DEFINE_multi_string("bank", [], "A bank a Sens set fused (matched by its digest): split its pairs "
                                    "by the test target's facets (repeatable).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data root (or folder) of the runs' preset data, for --bank.")

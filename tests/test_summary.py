@@ -93,6 +93,9 @@ def test_sens_pairs_with_base_over_shared_seeds_only(tmp_path):
   assert "| 0.060 / 0.96 |" in md and "0.0610 → 0.0660 (+8.2%, p=0.126)" in md
   (pair,) = [p for p in s["pairs"] if p["bank"] == "abc"]
   assert pair["seeds"] == [0, 1]
+  assert pair["HR@10"]["base_by_seed"] == [0.060, 0.062] and pair["HR@10"]["sens_by_seed"] == [0.064, 0.068]
+  png = tmp_path / "report" / "pairs.png"
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   hr = pair["HR@10"]
   assert hr["base"] == pytest.approx(0.061) and hr["sens"] == pytest.approx(0.066)
   assert hr["gain"] == pytest.approx(0.005 / 0.061)

@@ -173,6 +173,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
                     "label": sens["label"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
+                           "base_by_seed": pick(base, m), "sens_by_seed": pick(sens, m),
                            "paper_gain": paper_s[m] / paper_b[m] - 1 if paper_b else None}
                        for m, c in comps.items()}})
   for r in rows:
@@ -250,7 +251,8 @@ def _user_metrics(run: Path, users: int, k: int = 10) -> np.ndarray:
 
 
 def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> Path:
-  """Writes `summary.md`, `summary.csv` (one row per seed set, all six metrics) and `summary.json`."""
+  """Writes `summary.md`, `summary.csv` (one row per seed set, all six metrics), `summary.json` and,
+  when a Sens set pairs with Base, `pairs.png` (Base vs Sens bars with each seed's value)."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   tol = summary["tolerance"]
@@ -308,7 +310,34 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
                   " ".join(map(str, r["seeds"])), *(f"{r['mean'][m]:.6f}" for m in METRIC_ORDER),
                   *(f"{r['std'][m]:.6f}" for m in METRIC_ORDER)])
   (out / "summary.json").write_text(json.dumps(_no_nan({**summary, "unfinished": unfinished}), indent=2) + "\n")
+  if summary["pairs"]:
+    _pair_bars(summary["pairs"], out / "pairs.png")
   return out / "summary.md"
+
+
+def _pair_bars(pairs: list[dict], path: Path) -> None:
+  """Base and Sens bars (means over the shared seeds) per pair, each seed a dot on its bar, so a
+  reader sees the gain against the seed spread."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, len(HEADLINE), figsize=(max(5, 1.6 * len(pairs)) * len(HEADLINE), 3.8), squeeze=False)
+  x = np.arange(len(pairs))
+  for ax, m in zip(axes[0], HEADLINE):
+    for shift, variant, colour in ((-0.2, "base", "tab:blue"), (0.2, "sens", "tab:orange")):
+      ax.bar(x + shift, [p[m][variant] for p in pairs], 0.4, color=colour, alpha=0.7, label=variant.capitalize())
+      for i, p in enumerate(pairs):
+        seeds = p[m][f"{variant}_by_seed"]
+        ax.plot(np.full(len(seeds), i + shift), seeds, "k.", markersize=4)
+    ax.set_xticks(x, [f"{p['domain']}\n{p['backbone']}\n{p[m]['gain']:+.1%}, "
+                      + (f"p={p[m]['p']:.2f}" if p[m]["p"] == p[m]["p"] else "1 seed") for p in pairs], fontsize=7)
+    ax.set_title(f"test {m}, Base vs Sens (dots: seeds)")
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
 
 
 def _no_nan(x):
