@@ -206,6 +206,10 @@ def test_pairs_split_by_the_test_targets_facets(tmp_path):
   md = write_summary(s, [], tmp_path / "report").read_text()
   assert f"| active facet | {active.sum():,} | 0.5000 → 1.0000 (+100.0%, p=0.500, nan) |" in md
 
+  (tmp_path / "runs" / "base_s0" / "test_ranks.npy").rename(tmp_path / "ranks0.npy")
+  (skipped,) = add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])["target_splits"]
+  assert skipped["groups"] == {} and skipped["skipped"].endswith("base_s0/test_ranks.npy")
+  (tmp_path / "ranks0.npy").rename(tmp_path / "runs" / "base_s0" / "test_ranks.npy")
   np.save(tmp_path / "runs" / "sens_s1" / "test_ranks.npy", np.ones(3, np.int32))
   with pytest.raises(ValueError, match=r"sens_s1/test_ranks.npy: 3 ranks for"):
     add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])

@@ -188,7 +188,8 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
 
   Each bank file is matched to its Sens sets by its array digest (metrics.json `bank`); the test
   targets come from the pair's data (a preset read from `data_dir`), the ranks from each run's
-  `test_ranks.npy`. `p` pairs seed k of Base with seed k of Sens; `p_users` pairs the users, each
+  `test_ranks.npy`; a pair with a run that lacks them (an older results/ record) is listed as skipped,
+  with those files named. `p` pairs seed k of Base with seed k of Sens; `p_users` pairs the users, each
   user's metric averaged over the shared seeds. `p_users` leaves out the seed-to-seed variance of the
   training path, so it overstates significance when seeds are few (one seed of BERT4Rec Beauty gave
   p_users 0.0008 for a gain that four seeds did not reproduce).
@@ -214,6 +215,12 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
       targets = targets_of[data]
       if targets.max() >= active_items.shape[0]:
         raise ValueError(f"{path}: bank has {bank.num_items} items but {data} has item {targets.max()}")
+      head = {k: pair[k] for k in ("domain", "backbone", "bank", "label", "seeds")}
+      missing = [str(Path(d) / "test_ranks.npy") for v in ("base", "sens") for d in pair[f"{v}_runs"]
+                 if not (Path(d) / "test_ranks.npy").exists()]
+      if missing:
+        splits.append(head | {"groups": {}, "skipped": f"no test ranks: {', '.join(missing)}"})
+        continue
       groups = {"active facet": active_items[targets]}
       groups["no active facet"] = ~groups["active facet"]
       per_user = {v: np.stack([_user_metrics(Path(d), targets.size) for d in pair[f"{v}_runs"]])
@@ -222,7 +229,7 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
                     **{m: _group_comparison(per_user["base"][:, i, sel], per_user["sens"][:, i, sel])
                        for i, m in enumerate(HEADLINE)}}
              for name, sel in groups.items()}
-      splits.append({k: pair[k] for k in ("domain", "backbone", "bank", "label", "seeds")} | {"groups": out})
+      splits.append(head | {"groups": out})
   return {**summary, "target_splits": splits}
 
 
@@ -241,8 +248,6 @@ def _group_comparison(base_SxU: np.ndarray, sens_SxU: np.ndarray) -> dict:
 def _user_metrics(run: Path, users: int, k: int = 10) -> np.ndarray:
   """[HR@k, NDCG@k] per test user from a run's `test_ranks.npy` (1-based ranks)."""
   path = run / "test_ranks.npy"
-  if not path.exists():
-    raise FileNotFoundError(f"{path}: missing (written by train_recommender.py; a results/ record may lack it)")
   ranks = np.load(path).astype(np.float64)
   if ranks.shape != (users,):
     raise ValueError(f"{path}: {ranks.shape[0]} ranks for {users} test users of this data")
@@ -287,6 +292,9 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
            "| domain | backbone | bank | seeds | target | users | HR@10 Base → Sens (gain, p, p users) | "
            "NDCG@10 Base → Sens (gain, p, p users) |", "|---|---|---|---|---|---|---|---|"]
     for t in summary["target_splits"]:
+      if t.get("skipped"):
+        md.append(f"| {t['domain']} | {t['backbone']} | {t['bank']} | {','.join(map(str, t['seeds']))} | "
+                  f"skipped | - | {t['skipped']} | - |")
       for name, g in t["groups"].items():
         cells = [f"{g[m]['base']:.4f} → {g[m]['sens']:.4f} ({g[m]['gain']:+.1%}, p={g[m]['p']:.3f}, "
                  f"{g[m]['p_users']:.2g})" for m in HEADLINE]
