@@ -34,6 +34,15 @@ def test_workers_are_pinned_to_their_slots_and_run_xla_single_threaded_on_one_co
   for g in got:
     single = "--xla_cpu_multi_thread_eigen=false" in g["xla_flags"]
     assert single == (len(g["cores"]) == 1)
+    assert "--xla_gpu_autotune_level=0" in g["xla_flags"].split()
+
+
+def test_a_users_autotune_level_is_kept(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_autotune_level=2")
+  got = map_in_processes(parallel_probe.where, [{"tag": 0}, {"tag": 1}], workers=2)
+  for g in got:
+    levels = [f for f in g["xla_flags"].split() if f.startswith("--xla_gpu_autotune_level")]
+    assert levels == ["--xla_gpu_autotune_level=2"]
 
 
 def test_in_process_when_one_worker_and_done_callback_order():

@@ -5,8 +5,11 @@ idle, and a table-6 grid is dozens of independent runs. `map_in_processes` start
 fresh (spawned) processes; each takes one slot of the CPU cores this process may use and is
 pinned to it, and a slot of one core runs XLA single-threaded (the fastest way to share a CPU
 among runs). On a GPU machine the workers share the accelerator: each allocates memory as it
-needs it instead of reserving most of it. Settings are applied before a worker's first JAX
-computation, so they hold for the whole worker.
+needs it instead of reserving most of it, and XLA's GEMM autotuner is off
+(`--xla_gpu_autotune_level=0`, unless XLA_FLAGS names a level): twelve runs compiling side by side
+on one H200, each timing candidate kernels on the shared GPU, spent minutes per module and
+finished no epoch in 7 minutes, and timings taken under such contention pick no better kernel.
+Settings are applied before a worker's first JAX computation, so they hold for the whole worker.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ def _start_worker(slots) -> None:
   cores = slots.get()
   os.sched_setaffinity(0, cores)
   os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_gpu_autotune_level" not in flags:
+    flags += " --xla_gpu_autotune_level=0"
   if len(cores) == 1:
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+  os.environ["XLA_FLAGS"] = flags.strip()
 
 
 def map_in_processes(fn, jobs: list[dict], workers: int, on_done=None) -> list:
