@@ -37,6 +37,7 @@ def test_training_learns_and_writes_outputs(tiny_data_file, tmp_path):
   m = _metrics(wd)
   assert set(m["test"]) == {f"{a}@{k}" for a in ("HR", "NDCG") for k in (5, 10, 20)}
   assert m["epochs"] == 6 and m["seconds_per_epoch"] > 0 and m["synthetic"] is False
+  assert m["stopped_early"] is False  # the cap of 6 epochs ended it (patience 100)
   log = _log(wd)
   assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4, 5, 6]
   seconds = [float(r["seconds"]) for r in log]
@@ -81,6 +82,17 @@ def test_one_and_four_devices_agree(tiny_data_file, tmp_path):
   for split in ("valid", "test"):
     for k, v in a[split].items():
       assert b[split][k] == pytest.approx(v, abs=1e-9), (split, k)
+
+
+def test_patience_ends_a_run_and_says_so(tiny_data_file, tmp_path):
+  wd = tmp_path / "run"
+  cmd = BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=60"] + ARGS + ["--patience=1"]
+  subprocess.run(cmd, capture_output=True, text=True, check=True)
+  m = _metrics(wd)
+  assert m["stopped_early"] is True and m["epochs"] < 60
+  assert m["epochs"] - m["best_epoch"] == 1  # one epoch without a better validation score
+  valid = [float(r["valid_NDCG@10"]) for r in _log(wd)]
+  assert max(valid) == valid[m["best_epoch"] - 1] and valid[-1] <= valid[-2]
 
 
 def test_bad_backbone_and_bad_data_fail_clearly(tmp_path):

@@ -206,6 +206,8 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "test": ranking.metrics_from_ranks(test_ranks),
       "epochs": loop["epoch"],
       "best_epoch": loop["best_epoch"] + 1,
+      # False: the epoch cap (or a resume with a lower --epochs) ended training, not the patience
+      "stopped_early": bool(loop["done"]),
       "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
       # the median is not moved by the first epoch's compile or by a paused process
       "seconds_per_epoch_median": float(np.median(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
