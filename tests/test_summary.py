@@ -17,7 +17,8 @@ MODEL = {"hidden": 64, "layers": 2, "bank_dim": 0, "loss": "bce_all"}
 TRAIN = {"lr": 1e-3, "epochs": 400, "patience": 30, "seed": 0, "progress": False}
 
 
-def _write(folder: Path, seed: int, hr10: float, ndcg10: float, data="beauty", bank=None, alpha=None, **model):
+def _write(folder: Path, seed: int, hr10: float, ndcg10: float, data="beauty", bank=None, alpha=None,
+           stopped_early=None, **model):
   folder.mkdir(parents=True)
   test = {"HR@5": hr10 / 2, "NDCG@5": ndcg10 / 2, "HR@10": hr10, "NDCG@10": ndcg10, "HR@20": hr10 * 1.5,
           "NDCG@20": ndcg10 * 1.2}
@@ -25,6 +26,8 @@ def _write(folder: Path, seed: int, hr10: float, ndcg10: float, data="beauty", b
        "model_config": {**MODEL, **model, **({"bank_dim": 384} if alpha is not None else {})},
        "train_config": {**TRAIN, "seed": seed, "progress": seed % 2 == 0}, "test": test, "epochs": 100 + seed,
        "sensory_alpha": alpha}
+  if stopped_early is not None:
+    m["stopped_early"] = stopped_early
   if bank is not None:
     m["bank"] = bank
     m["fusion"] = {"alpha": alpha, "shared_energy": 0.9 + alpha}
@@ -232,3 +235,21 @@ def test_user_level_p_matches_scipy_on_varied_ranks(tmp_path):
   assert c["p_users"] == pytest.approx(stats.ttest_rel(sens.mean(0), base.mean(0)).pvalue)
   assert c["p"] == pytest.approx(stats.ttest_rel(sens.mean(1), base.mean(1)).pvalue)
   assert c["gain"] == pytest.approx(sens.mean() / base.mean() - 1)
+
+
+def test_runs_ended_by_the_epoch_cap_are_marked(tmp_path):
+  _write(tmp_path / "base_s0", 0, 0.060, 0.030, stopped_early=True)
+  _write(tmp_path / "base_s1", 1, 0.062, 0.032, stopped_early=False)  # cut by the cap
+  _write(tmp_path / "base_s2", 2, 0.064, 0.034)  # an older record: does not say
+  _write(tmp_path / "sens_s0", 0, 0.061, 0.031, bank="b1", alpha=0.05, stopped_early=False)
+  _write(tmp_path / "sens_s1", 1, 0.063, 0.033, bank="b1", alpha=0.05, stopped_early=True)
+  s = summarize(load_runs([tmp_path])[0])
+  (base,) = [r for r in s["sets"] if r["variant"] == "base"]
+  (sens,) = [r for r in s["sets"] if r["variant"] == "sens"]
+  assert base["cut"] == [1] and sens["cut"] == [0]
+  assert s["pairs"][0]["seeds"] == [0, 1] and s["pairs"][0]["cut"] == [0, 1]
+  md = write_summary(s, [], tmp_path / "report").read_text()
+  assert "| 0,1*,2 |" in md and "| 0*,1 |" in md and "Seed*: the epoch cap ended that run" in md
+  _write(tmp_path / "fresh" / "base_s0", 0, 0.06, 0.03, stopped_early=True)  # no cut run: no footnote
+  md = write_summary(summarize(load_runs([tmp_path / "fresh"])[0]), [], tmp_path / "r2").read_text()
+  assert "Seed*" not in md and "| 0 |" in md

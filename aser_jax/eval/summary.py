@@ -104,6 +104,8 @@ def _read_run(path: Path) -> dict | None:
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
           "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
+          # ended by the epoch cap, not by early stopping (older records do not say: not flagged)
+          "cut": m.get("stopped_early") is False,
           "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
 
 
@@ -145,6 +147,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
            "std": {m: float(v.std(ddof=1)) if v.size > 1 else float("nan") for m, v in values.items()},
            "test_by_seed": {m: v.tolist() for m, v in values.items()},
            "epochs": [r["epochs"] for r in members],
+           "cut": [r["seed"] for r in members if r["cut"]],
            "alpha": float(np.mean([r["alpha"] for r in members])) if variant == "sens" else None,
            "shared_energy": (float(np.mean([r["shared"] for r in members]))
                              if variant == "sens" and all(r["shared"] is not None for r in members) else None),
@@ -172,6 +175,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       runs = lambda row: [row["runs"][row["seeds"].index(s)] for s in common]
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
                     "label": sens["label"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
+                    "cut": [s for s in common if s in base["cut"] or s in sens["cut"]],
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
                            "base_by_seed": pick(base, m), "sens_by_seed": pick(sens, m),
                            "paper_gain": paper_s[m] / paper_b[m] - 1 if paper_b else None}
@@ -277,7 +281,7 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
     fusion = "-" if r["alpha"] is None else f"{r['alpha']:.3f} / " + (
         "-" if r["shared_energy"] is None else f"{r['shared_energy']:.2f}")
     md.append(f"| {r['domain']} | {r['backbone']} | {variant} | {r['label'] or '-'} | "
-              f"{','.join(map(str, r['seeds']))} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} | {fusion} |")
+              f"{_seeds(r['seeds'], r['cut'])} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} | {fusion} |")
   if summary["pairs"]:
     md += ["", "## Base vs Sens, paired over shared seeds", "",
            "| domain | backbone | bank | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
@@ -285,7 +289,7 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
     for p in summary["pairs"]:
       cells = [f"{p[m]['base']:.4f} → {p[m]['sens']:.4f} ({p[m]['gain']:+.1%}, p={p[m]['p']:.3f})" for m in HEADLINE]
       paper = " / ".join(f"{p[m]['paper_gain']:+.1%}" for m in HEADLINE) if p["HR@10"]["paper_gain"] is not None else "-"
-      md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {','.join(map(str, p['seeds']))} | "
+      md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {_seeds(p['seeds'], p['cut'])} | "
                 f"{cells[0]} | {cells[1]} | {paper} |")
   if summary.get("target_splits"):
     md += ["", "## Base vs Sens by the test target: active facet in the bank, or none", "",
@@ -300,6 +304,9 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
                  f"{g[m]['p_users']:.2g})" for m in HEADLINE]
         md.append(f"| {t['domain']} | {t['backbone']} | {t['bank']} | {','.join(map(str, t['seeds']))} | {name} | "
                   f"{g['users']:,} | {cells[0]} | {cells[1]} |")
+  if any(r["cut"] for r in summary["sets"]):
+    md += ["", "Seed*: the epoch cap ended that run, not early stopping (metrics.json `stopped_early` is "
+           "false), so it may not have converged."]
   if unfinished:
     md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
   md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
@@ -321,6 +328,10 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
   if summary["pairs"]:
     _pair_bars(summary["pairs"], out / "pairs.png")
   return out / "summary.md"
+
+
+def _seeds(seeds: list, cut: list) -> str:
+  return ",".join(f"{s}*" if s in cut else str(s) for s in seeds)
 
 
 def _pair_bars(pairs: list[dict], path: Path) -> None:
