@@ -240,16 +240,27 @@ def test_user_level_p_matches_scipy_on_varied_ranks(tmp_path):
 def test_runs_ended_by_the_epoch_cap_are_marked(tmp_path):
   _write(tmp_path / "base_s0", 0, 0.060, 0.030, stopped_early=True)
   _write(tmp_path / "base_s1", 1, 0.062, 0.032, stopped_early=False)  # cut by the cap
-  _write(tmp_path / "base_s2", 2, 0.064, 0.034)  # an older record: does not say
+  _write(tmp_path / "base_s2", 2, 0.064, 0.034)  # an older record without the counts: not flagged
+  older = tmp_path / "base_s3"  # an older record whose counts show the cap ended it (67 of 67, best 66)
+  _write(older, 3, 0.066, 0.036)
+  m = json.loads((older / "metrics.json").read_text())
+  m.update(epochs=67, best_epoch=66, train_config={**m["train_config"], "epochs": 67, "patience": 10})
+  (older / "metrics.json").write_text(json.dumps(m))
+  patient = tmp_path / "base_s4"  # early stopping and the cap on the same epoch: early stopping
+  _write(patient, 4, 0.066, 0.036)
+  m = json.loads((patient / "metrics.json").read_text())
+  m.update(epochs=400, best_epoch=370)  # at the cap of 400, but 30 epochs (the patience) past its best
+  (patient / "metrics.json").write_text(json.dumps(m))
   _write(tmp_path / "sens_s0", 0, 0.061, 0.031, bank="b1", alpha=0.05, stopped_early=False)
   _write(tmp_path / "sens_s1", 1, 0.063, 0.033, bank="b1", alpha=0.05, stopped_early=True)
   s = summarize(load_runs([tmp_path])[0])
-  (base,) = [r for r in s["sets"] if r["variant"] == "base"]
+  base, base67 = sorted((r for r in s["sets"] if r["variant"] == "base"), key=lambda r: len(r["seeds"]), reverse=True)
   (sens,) = [r for r in s["sets"] if r["variant"] == "sens"]
-  assert base["cut"] == [1] and sens["cut"] == [0]
+  assert base["seeds"] == [0, 1, 2, 4] and base["cut"] == [1] and sens["cut"] == [0]
+  assert base67["seeds"] == [3] and base67["cut"] == [3]
   assert s["pairs"][0]["seeds"] == [0, 1] and s["pairs"][0]["cut"] == [0, 1]
   md = write_summary(s, [], tmp_path / "report").read_text()
-  assert "| 0,1*,2 |" in md and "| 0*,1 |" in md and "Seed*: the epoch cap ended that run" in md
+  assert "| 0,1*,2,4 |" in md and "| 3* |" in md and "| 0*,1 |" in md and "Seed*: the epoch cap ended that run" in md
   _write(tmp_path / "fresh" / "base_s0", 0, 0.06, 0.03, stopped_early=True)  # no cut run: no footnote
   md = write_summary(summarize(load_runs([tmp_path / "fresh"])[0]), [], tmp_path / "r2").read_text()
   assert "Seed*" not in md and "| 0 |" in md

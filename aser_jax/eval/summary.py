@@ -104,9 +104,20 @@ def _read_run(path: Path) -> dict | None:
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
           "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
-          # ended by the epoch cap, not by early stopping (older records do not say: not flagged)
-          "cut": m.get("stopped_early") is False,
+          "cut": _stopped_early(m) is False,
           "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
+
+
+def _stopped_early(m: dict) -> bool | None:
+  """Whether early stopping ended the run (False: the epoch cap did). Records older than the
+  `stopped_early` field are judged from their counts: the loop ends at the cap with fewer than
+  `patience` epochs since the best only when the cap ended it. None when they do not say."""
+  if "stopped_early" in m:
+    return m["stopped_early"]
+  cap, patience = m["train_config"].get("epochs"), m["train_config"].get("patience")
+  if None in (cap, patience, m.get("epochs"), m.get("best_epoch")):
+    return None
+  return not (m["epochs"] >= cap and m["epochs"] - m["best_epoch"] < patience)
 
 
 def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
