@@ -84,6 +84,17 @@ def test_one_and_four_devices_agree(tiny_data_file, tmp_path):
       assert b[split][k] == pytest.approx(v, abs=1e-9), (split, k)
 
 
+def test_a_lower_cap_on_resume_tests_the_best_epoch_so_far_without_training(tiny_data_file, tmp_path):
+  wd = tmp_path / "run"
+  _run(tiny_data_file, wd, epochs=2)
+  first = _metrics(wd)
+  (wd / "metrics.json").unlink()  # as if a time limit had stopped it after its second epoch
+  _run(tiny_data_file, wd, epochs=1)
+  again = _metrics(wd)
+  assert again["epochs"] == 2 and again["stopped_early"] is False and len(_log(wd)) == 2
+  assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
+
+
 def test_patience_ends_a_run_and_says_so(tiny_data_file, tmp_path):
   wd = tmp_path / "run"
   cmd = BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=60"] + ARGS + ["--patience=1"]
