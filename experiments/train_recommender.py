@@ -31,6 +31,8 @@ flags.DEFINE_integer("max_len", None, "Maximum sequence length L (default 50).")
 flags.DEFINE_integer("hidden", None, "Hidden size (default 64).")
 flags.DEFINE_bool("empty_inputs", None, "Keep the reference's one training sample per user whose input is "
                   "empty (default False: dropped, per BACKBONES.md).")
+flags.DEFINE_float("max_minutes", None, "Minutes of training in this invocation: stop after the first epoch "
+                   "that ends past them and test the best epoch so far; re-running the command continues.")
 flags.DEFINE_integer("data_workers", None, "Grain worker processes for batching (default 0: in-process).")
 flags.DEFINE_string("side_file", None, "Item side information for backbones that use it (DIFF): an S3-Rec "
                     "item2attributes json or an item-text table. Default: <Name>_item2attributes*.json(.gz) "
@@ -51,7 +53,7 @@ def main(argv):
     if FLAGS[name].value is not None:
       model_kw[name] = FLAGS[name].value
   train_kw = {"seed": FLAGS.seed, "progress": FLAGS.progress}
-  for name in ("epochs", "patience", "metric", "batch_size", "lr", "data_workers", "empty_inputs"):
+  for name in ("epochs", "patience", "metric", "batch_size", "lr", "data_workers", "empty_inputs", "max_minutes"):
     if FLAGS[name].value is not None:
       train_kw[name] = FLAGS[name].value
   data = FLAGS.data or ("synthetic" if FLAGS.data_dir is None else None)

@@ -37,7 +37,7 @@ def test_training_learns_and_writes_outputs(tiny_data_file, tmp_path):
   m = _metrics(wd)
   assert set(m["test"]) == {f"{a}@{k}" for a in ("HR", "NDCG") for k in (5, 10, 20)}
   assert m["epochs"] == 6 and m["seconds_per_epoch"] > 0 and m["synthetic"] is False
-  assert m["stopped_early"] is False  # the cap of 6 epochs ended it (patience 100)
+  assert m["stopped_early"] is False and m["stopped_by"] == "epochs"  # the cap of 6 (patience 100)
   log = _log(wd)
   assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4, 5, 6]
   seconds = [float(r["seconds"]) for r in log]
@@ -95,12 +95,23 @@ def test_a_lower_cap_on_resume_tests_the_best_epoch_so_far_without_training(tiny
   assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
 
 
+def test_max_minutes_stops_after_an_epoch_and_the_same_command_continues(tiny_data_file, tmp_path):
+  wd = tmp_path / "run"
+  _run(tiny_data_file, wd, epochs=3, extra=["--max_minutes=0.0001"])
+  m = _metrics(wd)
+  assert m["epochs"] == 1 and m["stopped_by"] == "max_minutes" and m["stopped_early"] is False
+  assert m["train_config"]["max_minutes"] == 0.0001
+  _run(tiny_data_file, wd, epochs=3)  # no budget now: it resumes and runs to the cap
+  m = _metrics(wd)
+  assert m["epochs"] == 3 and m["stopped_by"] == "epochs" and [int(r["epoch"]) for r in _log(wd)] == [1, 2, 3]
+
+
 def test_patience_ends_a_run_and_says_so(tiny_data_file, tmp_path):
   wd = tmp_path / "run"
   cmd = BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=60"] + ARGS + ["--patience=1"]
   subprocess.run(cmd, capture_output=True, text=True, check=True)
   m = _metrics(wd)
-  assert m["stopped_early"] is True and m["epochs"] < 60
+  assert m["stopped_early"] is True and m["stopped_by"] == "patience" and m["epochs"] < 60
   assert m["epochs"] - m["best_epoch"] == 1  # one epoch without a better validation score
   valid = [float(r["valid_NDCG@10"]) for r in _log(wd)]
   assert max(valid) == valid[m["best_epoch"] - 1] and valid[-1] <= valid[-2]

@@ -22,7 +22,7 @@ from aser_jax.models import registry
 from aser_jax.train.loop import TrainConfig
 
 # Settings that do not change what a run computes, so runs differing in them pool together.
-_NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers")
+_NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes")
 _BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
 HEADLINE = ("HR@10", "NDCG@10")
 

@@ -47,6 +47,9 @@ class TrainConfig:
   data_workers: int = 0
   progress: bool = True
   empty_inputs: bool = False  # keep the reference's empty-input prefix samples (compatibility)
+  # minutes of training in this invocation: it stops after the first epoch that ends past them and
+  # tests the best epoch so far; re-running the same command continues (for a job's time limit)
+  max_minutes: float | None = None
 
 
 def _json_default(o):
@@ -142,9 +145,11 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   if bank is not None:
     header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
   header = _resume_log(log_path, loop["epoch"], header)
+  started = time.perf_counter()
+  out_of_time = False
   with open(log_path, "a", newline="") as log_file:
     csv_log = csv.writer(log_file)
-    while not loop["done"] and loop["epoch"] < train_cfg.epochs:
+    while not loop["done"] and loop["epoch"] < train_cfg.epochs and not out_of_time:
       epoch = loop["epoch"]
       data_iter.start_epoch(epoch)
       t0 = time.perf_counter()
@@ -182,7 +187,11 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       data_iter.start_epoch(epoch + 1)
       loop["data"] = data_iter.get_state()
       ckpts.save(epoch + 1, state, loop)
+      out_of_time = (train_cfg.max_minutes is not None
+                     and time.perf_counter() - started > 60 * train_cfg.max_minutes)
   ckpts.close()
+  if out_of_time and not loop["done"] and loop["epoch"] < train_cfg.epochs:
+    log.info("stopped by --max_minutes=%g after epoch %d; re-run to continue", train_cfg.max_minutes, loop["epoch"])
 
   best = checkpoint.load_params(workdir / "best_params", state.params)
   best = jax.device_put(best, repl)
@@ -206,8 +215,10 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "test": ranking.metrics_from_ranks(test_ranks),
       "epochs": loop["epoch"],
       "best_epoch": loop["best_epoch"] + 1,
-      # False: the epoch cap (or a resume with a lower --epochs) ended training, not the patience
+      # False: the epoch cap, a resume with a lower --epochs, or --max_minutes ended training
       "stopped_early": bool(loop["done"]),
+      "stopped_by": ("patience" if loop["done"] else "epochs" if loop["epoch"] >= train_cfg.epochs
+                     else "max_minutes"),
       "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
       # the median is not moved by the first epoch's compile or by a paused process
       "seconds_per_epoch_median": float(np.median(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
@@ -219,7 +230,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
 
 
 # Train settings a resumed run may change: how long it runs and how it shows progress.
-_RESUMABLE_CHANGES = ("epochs", "patience", "progress", "eval_chunk", "data_workers")
+_RESUMABLE_CHANGES = ("epochs", "patience", "progress", "eval_chunk", "data_workers", "max_minutes")
 
 
 def run_fingerprint(data: SequenceData, backbone: str, model_cfg, train_cfg: TrainConfig, num_samples: int,
