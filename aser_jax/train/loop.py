@@ -146,10 +146,9 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
     header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
   header = _resume_log(log_path, loop["epoch"], header)
   started = time.perf_counter()
-  out_of_time = False
   with open(log_path, "a", newline="") as log_file:
     csv_log = csv.writer(log_file)
-    while not loop["done"] and loop["epoch"] < train_cfg.epochs and not out_of_time:
+    while not loop["done"] and loop["epoch"] < train_cfg.epochs:
       epoch = loop["epoch"]
       data_iter.start_epoch(epoch)
       t0 = time.perf_counter()
@@ -187,10 +186,12 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       data_iter.start_epoch(epoch + 1)
       loop["data"] = data_iter.get_state()
       ckpts.save(epoch + 1, state, loop)
-      out_of_time = (train_cfg.max_minutes is not None
-                     and time.perf_counter() - started > 60 * train_cfg.max_minutes)
+      if train_cfg.max_minutes is not None and time.perf_counter() - started > 60 * train_cfg.max_minutes:
+        break
   ckpts.close()
-  if out_of_time and not loop["done"] and loop["epoch"] < train_cfg.epochs:
+  # the loop ends by patience, at the cap (or a resume with a lower --epochs), or by --max_minutes
+  stopped_by = "patience" if loop["done"] else "epochs" if loop["epoch"] >= train_cfg.epochs else "max_minutes"
+  if stopped_by == "max_minutes":
     log.info("stopped by --max_minutes=%g after epoch %d; re-run to continue", train_cfg.max_minutes, loop["epoch"])
 
   best = checkpoint.load_params(workdir / "best_params", state.params)
@@ -215,10 +216,8 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       "test": ranking.metrics_from_ranks(test_ranks),
       "epochs": loop["epoch"],
       "best_epoch": loop["best_epoch"] + 1,
-      # False: the epoch cap, a resume with a lower --epochs, or --max_minutes ended training
-      "stopped_early": bool(loop["done"]),
-      "stopped_by": ("patience" if loop["done"] else "epochs" if loop["epoch"] >= train_cfg.epochs
-                     else "max_minutes"),
+      "stopped_early": stopped_by == "patience",
+      "stopped_by": stopped_by,
       "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
       # the median is not moved by the first epoch's compile or by a paused process
       "seconds_per_epoch_median": float(np.median(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
