@@ -19,6 +19,8 @@ flags.DEFINE_string("data", "synthetic", "Preset, sequence file, or 'synthetic'.
 flags.DEFINE_string("data_dir", None, "Folder holding the preset's file.")
 flags.DEFINE_integer("steps", 0, "Timed train steps (0: one whole epoch).")
 flags.DEFINE_integer("batch_size", 256, "Training batch size.")
+flags.DEFINE_integer("seeds", 1, "Seeds per step: >1 times the vmapped step of that many seeds (train.seeds); "
+                     "seconds_per_epoch is then per seed.")
 flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=loss=bce.")
 flags.DEFINE_string("side_file", None, "Side information for backbones that use it (default: found beside the data).")
 
@@ -30,7 +32,7 @@ def main(argv):
   side = resolve_side(FLAGS.backbone, FLAGS.data, FLAGS.data_dir, data.num_items, FLAGS.side_file)
   overrides = parse_overrides(FLAGS.override, config_class(FLAGS.backbone))
   print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size, side=side,
-                               model_overrides=overrides), indent=2))
+                               model_overrides=overrides, seeds=FLAGS.seeds), indent=2))
 
 
 if __name__ == "__main__":

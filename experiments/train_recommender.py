@@ -4,7 +4,8 @@
       --data_dir=../shared/data/amazon2014/beauty --workdir=runs/sasrec_beauty_s0 --seed=0
 
 With no --data_dir the embedded synthetic catalogue is used (labelled synthetic everywhere).
-Re-running with the same --workdir resumes from its latest checkpoint.
+Re-running with the same --workdir resumes from its latest checkpoint. `--seeds=0,1,2
+--workdir=runs/sasrec_beauty_s{seed}` trains the seeds together, one vmapped step (for a GPU).
 """
 
 import json
@@ -13,7 +14,7 @@ from absl import app, flags
 
 from aser_jax.cli import setup_logging
 from aser_jax.models import registry
-from aser_jax.train.run import parse_overrides, run_recommender
+from aser_jax.train.run import parse_overrides, run_recommender, run_recommender_seeds
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "sasrec", "Registered backbone name.")
@@ -22,6 +23,9 @@ flags.DEFINE_string("data", None, "Preset (beauty, sports, toys, video_games, gr
 flags.DEFINE_string("data_dir", None, "Folder holding the preset's file (e.g. Beauty.txt or Beauty.txt.gz).")
 flags.DEFINE_string("workdir", "runs/default", "Output and checkpoint folder; an existing one is resumed.")
 flags.DEFINE_integer("seed", 0, "Seed for init, data order, dropout and negatives.")
+flags.DEFINE_list("seeds", None, "Train these seeds together in one process, one step vmapped over them (fills "
+                  "an accelerator that one small run leaves idle; each seed's run is unchanged). --workdir must "
+                  "contain {seed}, e.g. runs/sasrec_beauty_s{seed}; each folder resumes alone or with others.")
 flags.DEFINE_integer("epochs", None, "Maximum epochs (default 200).")
 flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default 10).")
 flags.DEFINE_string("metric", None, "Validation metric for early stopping (default NDCG@10).")
@@ -59,13 +63,19 @@ def main(argv):
   data = FLAGS.data or ("synthetic" if FLAGS.data_dir is None else None)
   if data is None:
     raise app.UsageError("--data_dir needs --data (a preset name or a file name inside it)")
-  result = run_recommender(backbone=FLAGS.backbone, data=data, data_dir=FLAGS.data_dir, workdir=FLAGS.workdir,
-                           use_paper_settings=FLAGS.paper_settings, model_overrides=model_kw,
-                           train_overrides=train_kw, side_file=FLAGS.side_file,
-                           sensory_bank=FLAGS.sensory_bank)
-  print(json.dumps({"data": result["data"], "synthetic": result["synthetic"], "backbone": result["backbone"],
-                    "test": result["test"], "epochs": result["epochs"],
-                    "seconds_per_epoch": result["seconds_per_epoch"]}, indent=2))
+  kwargs = dict(backbone=FLAGS.backbone, data=data, data_dir=FLAGS.data_dir, workdir=FLAGS.workdir,
+                use_paper_settings=FLAGS.paper_settings, model_overrides=model_kw, train_overrides=train_kw,
+                side_file=FLAGS.side_file, sensory_bank=FLAGS.sensory_bank)
+  if FLAGS.seeds:
+    if FLAGS["seed"].present:
+      raise app.UsageError("pass --seed or --seeds, not both")
+    results = run_recommender_seeds(seeds=[int(s) for s in FLAGS.seeds], **kwargs)
+  else:
+    results = [run_recommender(**kwargs)]
+  for result in results:
+    print(json.dumps({"data": result["data"], "synthetic": result["synthetic"], "backbone": result["backbone"],
+                      "seed": result["train_config"]["seed"], "test": result["test"], "epochs": result["epochs"],
+                      "seconds_per_epoch": result["seconds_per_epoch"]}, indent=2))
 
 
 if __name__ == "__main__":

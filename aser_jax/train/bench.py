@@ -15,13 +15,16 @@ from aser_jax.eval import ranking
 from aser_jax.models import registry
 from aser_jax.train import sharding
 from aser_jax.train.loop import Evaluator, TrainConfig, training_samples
+from aser_jax.train.seeds import stack, vmapped_step
 from aser_jax.train.state import adam, init_state, jit_train_step
 
 
 def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: int = 256,
-                eval_repeats: int = 2, side=None, model_overrides: dict | None = None) -> dict:
+                eval_repeats: int = 2, side=None, model_overrides: dict | None = None, seeds: int = 1) -> dict:
   """Times `steps` train steps (0: one whole epoch) after a compile step, and full validation passes;
-  `model_overrides` replace fields of the paper settings (e.g. SASRec's `loss`)."""
+  `model_overrides` replace fields of the paper settings (e.g. SASRec's `loss`). With `seeds` > 1
+  each step is the vmapped step of that many seeds (`train.seeds`), fed the same batch, and
+  `seconds_per_epoch` is per seed (a joint epoch's seconds over `seeds`)."""
   model_kw, train_kw = configs.paper_settings(backbone, data.name)
   model_kw.update(model_overrides or {})
   model, cfg = registry.build(backbone, data.num_items, side=side, **model_kw)
@@ -33,19 +36,25 @@ def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: i
   n = steps or n_epoch
   tx = adam(tcfg.lr)
   repl = sharding.replicated(mesh)
-  state = jax.device_put(init_state(model, tx, {"input_ids": samples.inputs[:1]}, 0), repl)
-  step = jit_train_step(model, tx, mesh)
+  init = lambda seed: jax.device_put(init_state(model, tx, {"input_ids": samples.inputs[:1]}, seed), repl)
+  if seeds > 1:
+    state, rng = stack([init(s) for s in range(seeds)]), jax.random.split(jax.random.key(0), seeds)
+    vstep = vmapped_step(model, tx, mesh)
+    step = lambda state, batch, rng: vstep(state, stack([batch] * seeds), rng)
+    put = lambda batch: batch  # vstep places the stacked batch
+  else:
+    state, rng = init(0), jax.random.key(0)
+    step, put = jit_train_step(model, tx, mesh), lambda batch: sharding.put_batch(mesh, batch)
   it = iter(TrainIterator(samples, pcfg))
-  rng = jax.random.key(0)
   t = time.perf_counter()
-  state, m = step(state, sharding.put_batch(mesh, next(it)), rng)
+  state, m = step(state, put(next(it)), rng)
   jax.block_until_ready(m)
   compile_s = time.perf_counter() - t
   t = time.perf_counter()
   done = 0
   while done < n:
     for batch in it:
-      state, m = step(state, sharding.put_batch(mesh, batch), rng)
+      state, m = step(state, put(batch), rng)
       done += 1
       if done == n:
         break
@@ -53,18 +62,19 @@ def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: i
       it = iter(TrainIterator(samples, pcfg))
   jax.block_until_ready(m)
   per_step = (time.perf_counter() - t) / n
+  params = jax.tree.map(lambda x: x[0], state.params) if seeds > 1 else state.params
   ev = Evaluator(model, data, cfg.max_len, mesh)
-  ev.ranks(state.params, "valid")  # compile
+  ev.ranks(params, "valid")  # compile
   times = []
   for _ in range(eval_repeats):
     t = time.perf_counter()
-    ranks = ev.ranks(state.params, "valid")
+    ranks = ev.ranks(params, "valid")
     times.append(time.perf_counter() - t)
   return {
       "backbone": backbone, "data": data.name, "synthetic": bool(data.synthetic),
       "users": data.num_users, "items": data.num_items, "train_samples": len(samples),
-      "batch_size": tcfg.batch_size, "steps_per_epoch": n_epoch, "timed_steps": n,
-      "seconds_per_step": per_step, "seconds_per_epoch": per_step * n_epoch,
+      "batch_size": tcfg.batch_size, "steps_per_epoch": n_epoch, "timed_steps": n, "seeds": seeds,
+      "seconds_per_step": per_step, "seconds_per_epoch": per_step * n_epoch / seeds,
       "compile_seconds": compile_s, "seconds_per_validation": float(np.min(times)),
       "valid_NDCG@10_after_timed_steps": ranking.metrics_from_ranks(ranks)["NDCG@10"],
       "devices": mesh.devices.size, "backend": jax.default_backend(),

@@ -91,17 +91,22 @@ def training_samples(model, data: SequenceData, empty_inputs: bool = False) -> T
   raise ValueError(f"unknown sample_mode {mode!r} of {type(model).__name__}")
 
 
-def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
-                       model_cfg: Any = None, side: Any = None, bank: Any = None, **model_overrides) -> dict:
-  """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict.
+@dataclasses.dataclass
+class Setup:
+  """What every run of one (data, backbone, settings) shares: model, samples, evaluator, optimiser."""
+  model: Any
+  model_cfg: Any
+  consts: dict
+  mesh: Any
+  samples: TrainSamples
+  steps_per_epoch: int
+  evaluator: Evaluator
+  tx: Any
 
-  `bank`: an item facet bank (`aser_jax.bank.Bank`) to fuse into the item table (Sens); it is
-  passed as frozen constants and never trained or checkpointed.
 
-  `side`: item side information for backbones that need it (see `registry.build`).
-  """
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+def prepare(data: SequenceData, backbone: str, train_cfg: TrainConfig, model_cfg: Any = None, side: Any = None,
+            bank: Any = None, **model_overrides) -> Setup:
+  """Builds the model (fused with `bank` if given), its training samples and the evaluator."""
   consts = {}
   if bank is not None:
     if bank.num_items != data.num_items:
@@ -111,121 +116,181 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   if bank is not None:
     consts = bank_variables(model, np.zeros((1, model_cfg.max_len), np.int32), bank)
   mesh = sharding.data_mesh()
-  n_dev = mesh.devices.size
-  if train_cfg.batch_size % n_dev:
-    raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {n_dev} devices")
-
+  if train_cfg.batch_size % mesh.devices.size:
+    raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {mesh.devices.size} devices")
   samples = training_samples(model, data, train_cfg.empty_inputs)
-  pipe_cfg = PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers)
-  data_iter = TrainIterator(samples, pipe_cfg)
-  n_steps = steps_per_epoch(samples, pipe_cfg)
+  n_steps = steps_per_epoch(samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers))
   evaluator = Evaluator(model, data, model_cfg.max_len, mesh, train_cfg.eval_chunk, consts)
+  return Setup(model, model_cfg, consts, mesh, samples, n_steps, evaluator, adam(train_cfg.lr, train_cfg.weight_decay))
 
-  tx = adam(train_cfg.lr, train_cfg.weight_decay)
-  sample_batch = {"input_ids": samples.inputs[:1]}
-  repl = sharding.replicated(mesh)
-  state = jax.device_put(init_state(model, tx, sample_batch, train_cfg.seed), repl)
-  step_fn = jit_train_step(model, tx, mesh, consts)
+
+def initial_state(setup: Setup, seed: int):
+  """The seed's initial train state, replicated over the mesh."""
+  sample_batch = {"input_ids": setup.samples.inputs[:1]}
+  return jax.device_put(init_state(setup.model, setup.tx, sample_batch, seed), sharding.replicated(setup.mesh))
+
+
+class RunBook:
+  """One run's record in its `workdir`: Orbax checkpoints (train state, data iterator, early
+  stopping), `log.csv`, `best_params/`, and at the end the test ranks and `metrics.json`.
+
+  `train_and_evaluate` keeps one; `train.seeds` keeps one per seed of runs trained together, so
+  each seed's folder is the same as a run of its own and either kind of run resumes it.
+  """
+
+  def __init__(self, workdir: str | Path, fingerprint: dict, train_cfg: TrainConfig, data_iter: TrainIterator,
+               with_bank: bool, tag: str = ""):
+    self.workdir, self.cfg, self.data_iter, self.tag = Path(workdir), train_cfg, data_iter, tag
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    self.fingerprint = fingerprint
+    self.ckpts = checkpoint.Checkpoints(self.workdir)
+    self.loop = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "done": False,
+                 "best_valid": {}, "epoch_seconds": [], "valid_seconds": []}
+    self.header = ["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())]
+    if with_bank:
+      self.header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
+    self._log_file = None
+
+  def resume(self, state):
+    """Restores the latest checkpoint onto `state` (refusing one trained with other settings),
+    readies `log.csv`, and returns the state to continue from."""
+    latest = self.ckpts.latest()
+    if latest is not None:
+      state, self.loop = self.ckpts.restore(latest, state)
+      check_resume(self.loop.get("run"), self.fingerprint, self.ckpts.dir)
+      self.data_iter.set_state(self.loop["data"])
+      log.info("%sresumed from %s at epoch %d", self.tag, self.ckpts.dir, self.loop["epoch"])
+    self.loop["run"] = self.fingerprint
+    self.header = _resume_log(self.workdir / "log.csv", self.loop["epoch"], self.header)
+    self._log_file = open(self.workdir / "log.csv", "a", newline="")
+    return state
+
+  @property
+  def epoch(self) -> int:
+    return self.loop["epoch"]
+
+  @property
+  def running(self) -> bool:
+    return not self.loop["done"] and self.loop["epoch"] < self.cfg.epochs
+
+  def end_epoch(self, state, loss: float, train_s: float, valid: dict, valid_s: float) -> None:
+    """Early stopping on `valid`, the best params, the epoch's log row, then the checkpoint."""
+    loop, epoch = self.loop, self.loop["epoch"]
+    loop["epoch_seconds"].append(train_s)
+    loop["valid_seconds"].append(valid_s)
+    score = valid[self.cfg.metric]
+    if score > loop["best"]:
+      loop.update(best=score, best_epoch=epoch, bad_epochs=0, best_valid=valid)
+      checkpoint.save_params(self.workdir / "best_params", state.params)
+    else:
+      loop["bad_epochs"] += 1
+      loop["done"] = loop["bad_epochs"] >= self.cfg.patience
+    log.info("%sepoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs + %.1fs", self.tag, epoch + 1, loss,
+             self.cfg.metric, score, loop["best"], loop["best_epoch"] + 1, train_s, valid_s)
+    row = [epoch + 1, int(state.step), f"{loss:.6f}", f"{train_s:.3f}", *(f"{valid[k]:.6f}" for k in _metric_names())]
+    if "sensory_alpha" in self.header:
+      alpha = _blend_alpha(state.params)
+      row.append("" if alpha is None else f"{alpha:.6f}")
+    csv.writer(self._log_file).writerow(row)
+    self._log_file.flush()
+    loop["epoch"] = epoch + 1
+    self.data_iter.start_epoch(epoch + 1)
+    loop["data"] = self.data_iter.get_state()
+    self.ckpts.save(epoch + 1, state, loop)
+
+  def finish(self, setup: Setup, like_params, data: SequenceData, backbone: str, bank=None,
+             extra: dict | None = None) -> dict:
+    """Tests the best epoch's params and writes `test_ranks.npy` and `metrics.json` (returned)."""
+    self.ckpts.close()
+    if self._log_file is not None:
+      self._log_file.close()
+    loop, cfg = self.loop, self.cfg
+    # the loop ends by patience, at the cap (or a resume with a lower --epochs), or by --max_minutes
+    stopped_by = "patience" if loop["done"] else "epochs" if loop["epoch"] >= cfg.epochs else "max_minutes"
+    if stopped_by == "max_minutes":
+      log.info("%sstopped by --max_minutes=%g after epoch %d; re-run to continue", self.tag, cfg.max_minutes,
+               loop["epoch"])
+    best = checkpoint.load_params(self.workdir / "best_params", like_params)
+    best = jax.device_put(best, sharding.replicated(setup.mesh))
+    test_ranks = setup.evaluator.ranks(best, "test")
+    np.save(self.workdir / "test_ranks.npy", test_ranks)
+    secs = loop["epoch_seconds"]
+    result = {
+        "data": data.name,
+        "synthetic": bool(data.synthetic),
+        "backbone": backbone,
+        "model_config": dataclasses.asdict(setup.model_cfg),
+        "train_config": dataclasses.asdict(cfg),
+        "num_users": data.num_users,
+        "num_items": data.num_items,
+        "train_samples": len(setup.samples),
+        "devices": setup.mesh.devices.size,
+        "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
+        "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
+        "sensory_alpha": _blend_alpha(best),
+        "fusion": None if bank is None else fusion_diagnostics(jax.device_get(best), bank,
+                                                               setup.model_cfg.fusion == "early"),
+        "valid": loop["best_valid"],
+        "test": ranking.metrics_from_ranks(test_ranks),
+        "epochs": loop["epoch"],
+        "best_epoch": loop["best_epoch"] + 1,
+        "stopped_early": stopped_by == "patience",
+        "stopped_by": stopped_by,
+        "seconds_per_epoch": float(np.mean(secs)) if secs else None,
+        # the median is not moved by the first epoch's compile or by a paused process
+        "seconds_per_epoch_median": float(np.median(secs)) if secs else None,
+        "seconds_per_validation": float(np.mean(loop["valid_seconds"])) if loop["valid_seconds"] else None,
+        **(extra or {}),
+        "environment": provenance.environment(),
+    }
+    (self.workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    return result
+
+
+def over_budget(train_cfg: TrainConfig, started: float) -> bool:
+  """Whether this invocation's `max_minutes` have passed since `started` (a perf_counter time)."""
+  return train_cfg.max_minutes is not None and time.perf_counter() - started > 60 * train_cfg.max_minutes
+
+
+def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
+                       model_cfg: Any = None, side: Any = None, bank: Any = None, **model_overrides) -> dict:
+  """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict.
+
+  `bank`: an item facet bank (`aser_jax.bank.Bank`) to fuse into the item table (Sens); it is
+  passed as frozen constants and never trained or checkpointed.
+
+  `side`: item side information for backbones that need it (see `registry.build`).
+  """
+  setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, **model_overrides)
+  mesh = setup.mesh
+  data_iter = TrainIterator(setup.samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers))
+  state = initial_state(setup, train_cfg.seed)
+  step_fn = jit_train_step(setup.model, setup.tx, mesh, setup.consts)
   rng = jax.random.key(train_cfg.seed + 1)
-
-  ckpts = checkpoint.Checkpoints(workdir)
-  loop = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "done": False,
-          "best_valid": {}, "epoch_seconds": [], "valid_seconds": []}
-  run = run_fingerprint(data, backbone, model_cfg, train_cfg, len(samples), bank)
-  latest = ckpts.latest()
-  if latest is not None:
-    state, loop = ckpts.restore(latest, state)
-    check_resume(loop.get("run"), run, ckpts.dir)
-    data_iter.set_state(loop["data"])
-    log.info("resumed from %s at epoch %d", ckpts.dir, loop["epoch"])
-  loop["run"] = run
-
-  log_path = workdir / "log.csv"
-  header = ["epoch", "step", "loss", "seconds", *(f"valid_{k}" for k in _metric_names())]
-  if bank is not None:
-    header.append("sensory_alpha")  # the α trajectory, for diagnosing what the blend learns
-  header = _resume_log(log_path, loop["epoch"], header)
+  fingerprint = run_fingerprint(data, backbone, setup.model_cfg, train_cfg, len(setup.samples), bank)
+  book = RunBook(workdir, fingerprint, train_cfg, data_iter, bank is not None)
+  state = book.resume(state)
   started = time.perf_counter()
-  with open(log_path, "a", newline="") as log_file:
-    csv_log = csv.writer(log_file)
-    while not loop["done"] and loop["epoch"] < train_cfg.epochs:
-      epoch = loop["epoch"]
-      data_iter.start_epoch(epoch)
-      t0 = time.perf_counter()
-      losses = []
-      bar = tqdm(data_iter, total=n_steps, desc=f"epoch {epoch + 1}", unit="step",
-                 disable=not train_cfg.progress, leave=False)
-      for batch in bar:
-        state, metrics = step_fn(state, sharding.put_batch(mesh, batch), rng)
-        losses.append(metrics["loss"])
-        if len(losses) % 50 == 0:
-          bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
-      loss = float(np.mean(jax.device_get(losses)))
-      train_s = time.perf_counter() - t0
-      t1 = time.perf_counter()
-      valid = ranking.metrics_from_ranks(evaluator.ranks(state.params, "valid"))
-      valid_s = time.perf_counter() - t1
-      loop["epoch_seconds"].append(train_s)
-      loop["valid_seconds"].append(valid_s)
-      score = valid[train_cfg.metric]
-      if score > loop["best"]:
-        loop.update(best=score, best_epoch=epoch, bad_epochs=0, best_valid=valid)
-        checkpoint.save_params(workdir / "best_params", state.params)
-      else:
-        loop["bad_epochs"] += 1
-        loop["done"] = loop["bad_epochs"] >= train_cfg.patience
-      log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d) %.1fs + %.1fs", epoch + 1, loss,
-                   train_cfg.metric, score, loop["best"], loop["best_epoch"] + 1, train_s, valid_s)
-      row = [epoch + 1, int(state.step), f"{loss:.6f}", f"{train_s:.3f}", *(f"{valid[k]:.6f}" for k in _metric_names())]
-      if "sensory_alpha" in header:
-        alpha = _blend_alpha(state.params)
-        row.append("" if alpha is None else f"{alpha:.6f}")
-      csv_log.writerow(row)
-      log_file.flush()
-      loop["epoch"] = epoch + 1
-      data_iter.start_epoch(epoch + 1)
-      loop["data"] = data_iter.get_state()
-      ckpts.save(epoch + 1, state, loop)
-      if train_cfg.max_minutes is not None and time.perf_counter() - started > 60 * train_cfg.max_minutes:
-        break
-  ckpts.close()
-  # the loop ends by patience, at the cap (or a resume with a lower --epochs), or by --max_minutes
-  stopped_by = "patience" if loop["done"] else "epochs" if loop["epoch"] >= train_cfg.epochs else "max_minutes"
-  if stopped_by == "max_minutes":
-    log.info("stopped by --max_minutes=%g after epoch %d; re-run to continue", train_cfg.max_minutes, loop["epoch"])
-
-  best = checkpoint.load_params(workdir / "best_params", state.params)
-  best = jax.device_put(best, repl)
-  test_ranks = evaluator.ranks(best, "test")
-  np.save(workdir / "test_ranks.npy", test_ranks)
-  result = {
-      "data": data.name,
-      "synthetic": bool(data.synthetic),
-      "backbone": backbone,
-      "model_config": dataclasses.asdict(model_cfg),
-      "train_config": dataclasses.asdict(train_cfg),
-      "num_users": data.num_users,
-      "num_items": data.num_items,
-      "train_samples": len(samples),
-      "devices": n_dev,
-      "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
-      "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
-      "sensory_alpha": _blend_alpha(best),
-      "fusion": None if bank is None else fusion_diagnostics(jax.device_get(best), bank, model_cfg.fusion == "early"),
-      "valid": loop["best_valid"],
-      "test": ranking.metrics_from_ranks(test_ranks),
-      "epochs": loop["epoch"],
-      "best_epoch": loop["best_epoch"] + 1,
-      "stopped_early": stopped_by == "patience",
-      "stopped_by": stopped_by,
-      "seconds_per_epoch": float(np.mean(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
-      # the median is not moved by the first epoch's compile or by a paused process
-      "seconds_per_epoch_median": float(np.median(loop["epoch_seconds"])) if loop["epoch_seconds"] else None,
-      "seconds_per_validation": float(np.mean(loop["valid_seconds"])) if loop["valid_seconds"] else None,
-      "environment": provenance.environment(),
-  }
-  (workdir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
-  return result
+  while book.running:
+    epoch = book.epoch
+    data_iter.start_epoch(epoch)
+    t0 = time.perf_counter()
+    losses = []
+    bar = tqdm(data_iter, total=setup.steps_per_epoch, desc=f"epoch {epoch + 1}", unit="step",
+               disable=not train_cfg.progress, leave=False)
+    for batch in bar:
+      state, metrics = step_fn(state, sharding.put_batch(mesh, batch), rng)
+      losses.append(metrics["loss"])
+      if len(losses) % 50 == 0:
+        bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
+    loss = float(np.mean(jax.device_get(losses)))
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    valid = ranking.metrics_from_ranks(setup.evaluator.ranks(state.params, "valid"))
+    book.end_epoch(state, loss, train_s, valid, time.perf_counter() - t1)
+    if over_budget(train_cfg, started):
+      break
+  return book.finish(setup, state.params, data, backbone, bank)
 
 
 # Train settings a resumed run may change: how long it runs and how it shows progress.

@@ -62,6 +62,31 @@ def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: 
   `side_file` (an S3-Rec item2attributes json or an item-text table) feeds backbones that need
   side information; without it the attribute file beside the sequence file is used.
   """
+  seqs, model_kw, train_kw, side, bank = _resolve(backbone, data, data_dir, use_paper_settings, model_overrides,
+                                                  train_overrides, side_file, sensory_bank)
+  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, **model_kw)
+
+
+def run_recommender_seeds(*, seeds: list[int], workdir: str, backbone: str, data: str, data_dir: str | None,
+                          use_paper_settings: bool = True, model_overrides: dict | None = None,
+                          train_overrides: dict | None = None, side_file: str | None = None,
+                          sensory_bank: str | None = None) -> list[dict]:
+  """`run_recommender` for several seeds trained together in one vmapped program (`train.seeds`);
+  `workdir` holds `{seed}`, which each seed's folder fills in. Returns the seeds' metrics."""
+  if "{seed}" not in workdir:
+    raise ValueError(f"workdir {workdir!r} must contain {{seed}}: each seed writes a folder of its own")
+  from aser_jax.train.seeds import train_seeds
+
+  seqs, model_kw, train_kw, side, bank = _resolve(backbone, data, data_dir, use_paper_settings, model_overrides,
+                                                  train_overrides, side_file, sensory_bank)
+  workdirs = [workdir.format(seed=s) for s in seeds]
+  return train_seeds(seqs, backbone, workdirs, TrainConfig(**train_kw), list(seeds), side=side, bank=bank,
+                     **model_kw)
+
+
+def _resolve(backbone, data, data_dir, use_paper_settings, model_overrides, train_overrides, side_file,
+             sensory_bank):
+  """Reads the data, applies the paper presets and overrides, loads side information and the bank."""
   if data != SYNTHETIC_NAME and data not in PRESETS and data_dir and not os.path.exists(data):
     data = os.path.join(data_dir, data)
   seqs = load_sequences(data, data_dir)
@@ -73,7 +98,7 @@ def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: 
   registry.config_class(backbone)  # fails early on an unknown backbone
   side = resolve_side(backbone, data, data_dir, seqs.num_items, side_file)
   bank = load_bank(sensory_bank)[0] if sensory_bank else None
-  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, **model_kw)
+  return seqs, model_kw, train_kw, side, bank
 
 
 def run_recommenders(jobs: list[dict], workers: int = 1) -> list[dict]:
