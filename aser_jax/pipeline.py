@@ -171,7 +171,7 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
                  sensory_bank: str | None = None, student_dir: Path | None = None,
-                 workers: int = 1) -> tuple[dict, dict, dict]:
+                 workers: int = 1, seeds_together: bool = False) -> tuple[dict, dict, dict]:
   """Base and Sens runs of every backbone and seed on one domain; returns table-6 input, the
   per-run cold-start buckets of the test targets' training counts, and the per-run metrics of
   the test users whose target has / has no active facet in the bank (empty without a bank).
@@ -179,7 +179,8 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   The bank is `sensory_bank` when given, else the bank of the student in `student_dir`, else the
   teacher bank built in `workdir`; a domain without item text gets Base rows only. With
   `workers > 1` the runs train that many at a time in their own processes (`train.run.run_recommenders`),
-  without progress bars; each finished run is logged.
+  without progress bars; each finished run is logged. With `seeds_together` the seeds of each
+  (backbone, variant) train as one vmapped program (`train.seeds`), for an accelerator.
   """
   from aser_jax.train.run import run_recommenders
 
@@ -207,7 +208,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   jobs = [dict(backbone=backbone, data=data, data_dir=data_dir, workdir=str(_run_dir(out, backbone, variant, seed, bank)),
                train_overrides={"seed": seed, **(train_overrides or {})}, sensory_bank=str(bank) if bank else None)
           for backbone, seed, variant, bank in grid]
-  finished = run_recommenders(jobs, workers)
+  finished = run_recommenders(jobs, workers, seeds_together)
   results, buckets, facet_splits = {}, {}, {}
   for backbone in backbones:
     runs = {"base": [], "sens": []}

@@ -31,6 +31,8 @@ flags.DEFINE_bool("sens", True, "Also build the bank and train the Sens variant 
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_integer("workers", 1, "Recommender runs trained at once, each in its own process pinned to its share "
                      "of the CPU cores (or sharing the accelerator); progress bars are off when > 1.")
+flags.DEFINE_bool("seeds_together", False, "Train the seeds of each backbone and variant as one program, the "
+                  "step vmapped over seeds (for an accelerator; each seed's run is unchanged).")
 
 
 def _domain_dir(data: str, data_dir: str | None) -> str | None:
@@ -57,7 +59,8 @@ def main(argv):
   table = run_pipeline(workdir=FLAGS.workdir, domains=[(d, _domain_dir(d, FLAGS.data_dir)) for d in datas],
                        backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
                        teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank,
-                       stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps), workers=FLAGS.workers)
+                       stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps), workers=FLAGS.workers,
+                       seeds_together=FLAGS.seeds_together)
   print(table.read_text())
 
 

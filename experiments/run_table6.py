@@ -29,6 +29,8 @@ flags.DEFINE_multi_string("bank", [], "domain=path of a prebuilt bank (build_ban
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_integer("workers", 1, "Recommender runs trained at once, each in its own process pinned to its share "
                      "of the CPU cores (or sharing the accelerator); progress bars are off when > 1.")
+flags.DEFINE_bool("seeds_together", False, "Train the seeds of each backbone and variant as one program, the "
+                  "step vmapped over seeds (for an accelerator; each seed's run is unchanged).")
 
 
 def main(argv):
@@ -41,7 +43,7 @@ def main(argv):
   domains = [(d, f"{FLAGS.data_dir}/{PRESETS[d].subdir}" if d in PRESETS else FLAGS.data_dir) for d in FLAGS.data]
   table = run_pipeline(workdir=FLAGS.workdir, domains=domains, backbones=FLAGS.backbones,
                        seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress},
-                       workers=FLAGS.workers)
+                       workers=FLAGS.workers, seeds_together=FLAGS.seeds_together)
   print(table.read_text())
 
 

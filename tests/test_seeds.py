@@ -118,3 +118,38 @@ def test_seeds_together_with_a_bank_match_a_run_of_its_own(tiny_data_file, tmp_p
   assert together[1]["bank"] == alone["bank"] and together[0]["sensory_alpha"] != together[1]["sensory_alpha"]
   assert together[1]["sensory_alpha"] == pytest.approx(alone["sensory_alpha"], rel=1e-5)
   _same_run(tmp_path / "a1", tmp_path / "t1")
+
+
+def test_jobs_that_differ_only_in_their_seed_are_grouped():
+  from aser_jax.train.run import _group_seeds
+
+  def job(backbone, seed, bank=None):
+    return dict(backbone=backbone, data="beauty", data_dir="d", sensory_bank=bank,
+                workdir=f"out/runs/{backbone}_{'sens-0a1b' if bank else 'base'}_seed{seed}",
+                train_overrides={"seed": seed, "progress": False})
+
+  jobs = [job("sasrec", 0), job("sasrec", 0, "b.npz"), job("sasrec", 10), job("sasrec", 10, "b.npz"),
+          job("bsarec", 1), job("sasrec", 1)]
+  units, order = _group_seeds(jobs)
+  assert order == [[0, 2, 5], [1, 3], [4]]
+  assert [u["seeds"] for u in units] == [[0, 10, 1], [0, 10], [1]]
+  assert units[0]["workdir"] == "out/runs/sasrec_base_seed{seed}" and units[0]["train_overrides"] == {"progress": False}
+  assert units[1]["workdir"] == "out/runs/sasrec_sens-0a1b_seed{seed}" and units[1]["sensory_bank"] == "b.npz"
+  assert units[0]["workdir_list"] == [jobs[0]["workdir"], jobs[2]["workdir"], jobs[5]["workdir"]]
+  with pytest.raises(ValueError, match="sets no seed"):
+    _group_seeds([{**jobs[0], "train_overrides": {}}])
+  with pytest.raises(ValueError, match="does not name its seed"):
+    _group_seeds([{**jobs[0], "workdir": "out/run"}])
+
+
+def test_run_recommenders_gives_seeds_together_the_results_in_job_order(tiny_data_file, tmp_path):
+  from aser_jax.train.run import run_recommenders
+
+  jobs = [dict(backbone="sasrec", data=str(tiny_data_file), data_dir=None, workdir=str(tmp_path / f"s{seed}"),
+               use_paper_settings=False, model_overrides={"hidden": 16},
+               train_overrides={"seed": seed, "epochs": 1, "batch_size": 64, "progress": False})
+          for seed in (1, 0)]
+  out = run_recommenders(jobs, seeds_together=True)
+  assert [m["train_config"]["seed"] for m in out] == [1, 0] and out[0]["seeds_together"] == [1, 0]
+  for seed in (0, 1):
+    assert json.loads((tmp_path / f"s{seed}" / "metrics.json").read_text())["train_config"]["seed"] == seed

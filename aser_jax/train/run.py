@@ -101,20 +101,52 @@ def _resolve(backbone, data, data_dir, use_paper_settings, model_overrides, trai
   return seqs, model_kw, train_kw, side, bank
 
 
-def run_recommenders(jobs: list[dict], workers: int = 1) -> list[dict]:
+def run_recommenders(jobs: list[dict], workers: int = 1, seeds_together: bool = False) -> list[dict]:
   """`run_recommender(**job)` for every job, in order, `workers` at a time (`train.parallel`).
 
-  With more than one worker the runs' progress bars are off (N interleaved bars are unreadable)
-  and each finished run is logged with its test metrics instead.
+  With `seeds_together`, jobs that differ only in their seed (`train_overrides["seed"]`) and
+  workdir train as one vmapped program (`run_recommender_seeds`); their workdirs must differ only
+  where the seed is written. With more than one worker the runs' progress bars are off (N
+  interleaved bars are unreadable) and each finished run is logged with its test metrics instead.
   """
   from aser_jax.train.parallel import map_in_processes
 
-  if workers <= 1:
-    return map_in_processes(run_recommender, jobs, workers)
-  jobs = [{**job, "train_overrides": {**(job.get("train_overrides") or {}), "progress": False}} for job in jobs]
+  if workers > 1:
+    jobs = [{**job, "train_overrides": {**(job.get("train_overrides") or {}), "progress": False}} for job in jobs]
+  fn, units = run_recommender, jobs
+  if seeds_together:
+    fn, units, order = run_recommender_seeds, *_group_seeds(jobs)
 
   def done(i, r):
-    logging.getLogger("aser_jax").info("%s: test HR@10 %.4f NDCG@10 %.4f", jobs[i]["workdir"],
-                                       r["test"]["HR@10"], r["test"]["NDCG@10"])
+    for m, w in (zip(r, units[i]["workdir_list"]) if seeds_together else [(r, units[i]["workdir"])]):
+      logging.getLogger("aser_jax").info("%s: test HR@10 %.4f NDCG@10 %.4f", w, m["test"]["HR@10"], m["test"]["NDCG@10"])
 
-  return map_in_processes(run_recommender, jobs, workers, on_done=done)
+  strip = lambda u: {k: v for k, v in u.items() if k != "workdir_list"}
+  out = map_in_processes(fn, [strip(u) for u in units], workers, on_done=done if workers > 1 else None)
+  if not seeds_together:
+    return out
+  flat = {pos: m for group, ms in zip(order, out) for pos, m in zip(group, ms)}
+  return [flat[i] for i in range(len(jobs))]
+
+
+def _group_seeds(jobs: list[dict]) -> tuple[list[dict], list[list[int]]]:
+  """Jobs grouped by everything but the seed: one `run_recommender_seeds` job per group (its
+  workdir a `{seed}` template) and, per group, the positions of its jobs in `jobs`."""
+  groups: dict[str, list[int]] = {}
+  templates: dict[int, dict] = {}
+  for i, job in enumerate(jobs):
+    train = dict(job.get("train_overrides") or {})
+    if "seed" not in train:
+      raise ValueError(f"seeds_together: job {job.get('workdir')} sets no seed in train_overrides")
+    seed = train.pop("seed")
+    if str(seed) not in str(job["workdir"]):
+      raise ValueError(f"seeds_together: workdir {job['workdir']!r} does not name its seed {seed}")
+    head, _, tail = str(job["workdir"]).rpartition(str(seed))  # the last occurrence: ..._seed10 -> ..._seed{seed}
+    unit = {**job, "workdir": f"{head}{{seed}}{tail}", "train_overrides": train}
+    groups.setdefault(repr(sorted(unit.items())), []).append(i)
+    templates[i] = unit
+  units = []
+  for idx in groups.values():
+    units.append({**templates[idx[0]], "seeds": [jobs[i]["train_overrides"]["seed"] for i in idx],
+                  "workdir_list": [jobs[i]["workdir"] for i in idx]})
+  return units, list(groups.values())
