@@ -18,7 +18,7 @@ ARGS = ["--hidden=16", "--batch_size=64", "--patience=100", "--progress=false", 
 
 
 def _run(data, workdir, epochs, env=None, check=True, extra=()):
-  cmd = BIN + [f"--data={data}", f"--workdir={workdir}", f"--epochs={epochs}", *extra] + ARGS
+  cmd = BIN + [f"--data={data}", f"--workdir={workdir}", f"--epochs={epochs}"] + ARGS + list(extra)  # extra wins
   return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check)
 
 
@@ -108,8 +108,7 @@ def test_max_minutes_stops_after_an_epoch_and_the_same_command_continues(tiny_da
 
 def test_patience_ends_a_run_and_says_so(tiny_data_file, tmp_path):
   wd = tmp_path / "run"
-  cmd = BIN + [f"--data={tiny_data_file}", f"--workdir={wd}", "--epochs=60"] + ARGS + ["--patience=1"]
-  subprocess.run(cmd, capture_output=True, text=True, check=True)
+  _run(tiny_data_file, wd, epochs=60, extra=["--patience=1"])
   m = _metrics(wd)
   assert m["stopped_early"] is True and m["stopped_by"] == "patience" and m["epochs"] < 60
   assert m["epochs"] - m["best_epoch"] == 1  # one epoch without a better validation score
