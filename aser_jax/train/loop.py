@@ -173,8 +173,23 @@ class RunBook:
   def running(self) -> bool:
     return not self.loop["done"] and self.loop["epoch"] < self.cfg.epochs
 
-  def end_epoch(self, state, loss: float, train_s: float, valid: dict, valid_s: float) -> None:
-    """Early stopping on `valid`, the best params, the epoch's log row, then the checkpoint."""
+  @classmethod
+  def open(cls, setup: Setup, data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
+           bank=None, tag: str = ""):
+    """A run's book, its data iterator, its state (resumed from `workdir` if it holds one) and its
+    step RNG `key(seed + 1)`: all that is the run's own, whatever loop trains it."""
+    data_iter = TrainIterator(setup.samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed,
+                                                            train_cfg.data_workers))
+    fingerprint = run_fingerprint(data, backbone, setup.model_cfg, train_cfg, len(setup.samples), bank)
+    book = cls(workdir, fingerprint, train_cfg, data_iter, bank is not None, tag)
+    state = book.resume(initial_state(setup, train_cfg.seed))
+    return book, data_iter, state, jax.random.key(train_cfg.seed + 1)
+
+  def end_epoch(self, setup: Setup, state, loss: float, train_s: float) -> None:
+    """Validation, early stopping, the best params, the epoch's log row, then the checkpoint."""
+    t1 = time.perf_counter()
+    valid = ranking.metrics_from_ranks(setup.evaluator.ranks(state.params, "valid"))
+    valid_s = time.perf_counter() - t1
     loop, epoch = self.loop, self.loop["epoch"]
     loop["epoch_seconds"].append(train_s)
     loop["valid_seconds"].append(valid_s)
@@ -263,13 +278,8 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
   """
   setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, **model_overrides)
   mesh = setup.mesh
-  data_iter = TrainIterator(setup.samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers))
-  state = initial_state(setup, train_cfg.seed)
+  book, data_iter, state, rng = RunBook.open(setup, data, backbone, workdir, train_cfg, bank)
   step_fn = jit_train_step(setup.model, setup.tx, mesh, setup.consts)
-  rng = jax.random.key(train_cfg.seed + 1)
-  fingerprint = run_fingerprint(data, backbone, setup.model_cfg, train_cfg, len(setup.samples), bank)
-  book = RunBook(workdir, fingerprint, train_cfg, data_iter, bank is not None)
-  state = book.resume(state)
   started = time.perf_counter()
   while book.running:
     epoch = book.epoch
@@ -284,10 +294,7 @@ def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, t
       if len(losses) % 50 == 0:
         bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
     loss = float(np.mean(jax.device_get(losses)))
-    train_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    valid = ranking.metrics_from_ranks(setup.evaluator.ranks(state.params, "valid"))
-    book.end_epoch(state, loss, train_s, valid, time.perf_counter() - t1)
+    book.end_epoch(setup, state, loss, time.perf_counter() - t0)
     if over_budget(train_cfg, started):
       break
   return book.finish(setup, state.params, data, backbone, bank)

@@ -22,11 +22,9 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from aser_jax.data.pipeline import PipelineConfig, TrainIterator
 from aser_jax.data.sequences import SequenceData
-from aser_jax.eval import ranking
 from aser_jax.train import sharding
-from aser_jax.train.loop import RunBook, TrainConfig, initial_state, over_budget, prepare, run_fingerprint
+from aser_jax.train.loop import RunBook, TrainConfig, over_budget, prepare
 from aser_jax.train.state import make_train_step
 
 
@@ -63,12 +61,9 @@ def train_seeds(data: SequenceData, backbone: str, workdirs: list[str | Path], t
   if len({Path(w).resolve() for w in workdirs}) != len(workdirs):
     raise ValueError(f"train_seeds: two seeds share a workdir: {workdirs}")
   setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, **model_overrides)
-  cfgs = [dataclasses.replace(train_cfg, seed=int(s)) for s in seeds]
-  iters = [TrainIterator(setup.samples, PipelineConfig(c.batch_size, c.seed, c.data_workers)) for c in cfgs]
-  books = [RunBook(w, run_fingerprint(data, backbone, setup.model_cfg, c, len(setup.samples), bank), c, it,
-                   bank is not None, tag=f"seed {c.seed}: ") for w, c, it in zip(workdirs, cfgs, iters)]
-  states = [book.resume(initial_state(setup, c.seed)) for book, c in zip(books, cfgs)]
-  rngs = [jax.random.key(c.seed + 1) for c in cfgs]
+  runs = [RunBook.open(setup, data, backbone, w, dataclasses.replace(train_cfg, seed=int(s)), bank, f"seed {s}: ")
+          for w, s in zip(workdirs, seeds)]
+  books, iters, states, rngs = (list(x) for x in zip(*runs))
   extra = {"seeds_together": [int(s) for s in seeds]}
   step = vmapped_step(setup.model, setup.tx, setup.mesh, setup.consts)
   results: dict[int, dict] = {}
@@ -96,9 +91,7 @@ def train_seeds(data: SequenceData, backbone: str, workdirs: list[str | Path], t
     train_s = time.perf_counter() - t0
     for j, i in enumerate(active):
       states[i] = jax.tree.map(lambda x, j=j: x[j], stacked)
-      t1 = time.perf_counter()
-      valid = ranking.metrics_from_ranks(setup.evaluator.ranks(states[i].params, "valid"))
-      books[i].end_epoch(states[i], float(loss_S[j]), train_s, valid, time.perf_counter() - t1)
+      books[i].end_epoch(setup, states[i], float(loss_S[j]), train_s)
       if not books[i].running:
         finish(i)
     active = [i for i in active if books[i].running]
