@@ -30,7 +30,7 @@ def _bank(num_items, d_b=8, seed=0, zero=False):
   K *= A[..., None]
   C = (rng.random((n, F)) * A).astype(np.float32)
   N = (rng.integers(1, 4, (n, F)) * A).astype(np.float32)
-  Pi = np.where(A[..., None] > 0, 1 / 3, 1 / 3).astype(np.float32)
+  Pi = np.full((n, F, 3), 1 / 3, np.float32)
   Pi[0] = 0
   return Bank(K, C, Pi, N, A)
 
