@@ -62,6 +62,26 @@ def test_chunk_size_does_not_change_ranks():
     assert ranks[0][u] == 1 + (row > t).sum() + (row == t).sum() - 1
 
 
+def test_vmapped_rank_fn_ranks_each_model_as_alone():
+  """Several models' params stacked on a leading axis, shared constants: one program gives each
+  model's ranks (`[S, users]`), whatever the chunk."""
+  rng = np.random.default_rng(1)
+  split = _random_split(rng)
+  tables = [jnp.asarray(rng.normal(size=(51, 8)).round(1), jnp.float32) for _ in range(3)]
+  shift = jnp.asarray(rng.normal(size=(51,)).round(1), jnp.float32)
+
+  def score(v, ids):
+    return v["params"][ids].sum(1) @ v["params"].T + v["shift"]
+
+  alone = [evaluate_ranks(make_rank_fn(score), {"params": t, "shift": shift}, split, 16) for t in tables]
+  stacked = {"params": jnp.stack(tables), "shift": shift}
+  for chunk in (5, 16):
+    together = evaluate_ranks(make_rank_fn(score, {"params": 0, "shift": None}), stacked, split, chunk)
+    assert together.shape == (3, len(split))
+    np.testing.assert_array_equal(together, np.stack(alone))
+  assert not np.array_equal(alone[0], alone[1])
+
+
 def test_padding_item_is_never_ranked_even_with_top_score():
   scores = jnp.array([[100.0, 1.0, 2.0]])
   assert int(ranks_from_scores(scores, jnp.array([2]), jnp.zeros((1, 1), jnp.int32))[0]) == 1

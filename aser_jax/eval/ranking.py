@@ -60,21 +60,26 @@ def default_chunk(num_items: int, budget_bytes: int = 64 << 20) -> int:
   return int(max(8, min(4096, budget_bytes // (4 * (num_items + 1)))))
 
 
-def make_rank_fn(score_fn: ScoreFn) -> Callable:
-  """Jits `score -> rank` once; the caller passes fixed-shape chunks."""
+def make_rank_fn(score_fn: ScoreFn, in_axes=None) -> Callable:
+  """Jits `score -> rank` once; the caller passes fixed-shape chunks. With `in_axes` (a prefix
+  of the params' tree, e.g. `{"params": 0, "bank": None}`) the function is vmapped over the
+  params' leading axis, the chunk shared: one program ranks the chunk for several models
+  (`[S, chunk]` ranks)."""
 
-  @jax.jit
   def rank_chunk(params, input_ids, target, history):
     return ranks_from_scores(score_fn(params, input_ids), target, history)
 
-  return rank_chunk
+  if in_axes is not None:
+    rank_chunk = jax.vmap(rank_chunk, in_axes=(in_axes, None, None, None))
+  return jax.jit(rank_chunk)
 
 
 def evaluate_ranks(rank_fn, params, split: EvalSplit, chunk: int, progress: bool = False,
                    desc: str = "eval", put=None) -> np.ndarray:
-  """Per-user ranks for a whole split; `put` optionally places each chunk on devices."""
+  """Per-user ranks for a whole split (`[..., users]`: a vmapped `rank_fn` keeps its leading
+  axes); `put` optionally places each chunk on devices."""
   n = len(split)
-  out = np.empty(n, np.int32)
+  out = None
   starts = range(0, n, chunk)
   if progress:
     from tqdm import tqdm
@@ -87,5 +92,8 @@ def evaluate_ranks(rank_fn, params, split: EvalSplit, chunk: int, progress: bool
       arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
     if put is not None:
       arrays = put(arrays)
-    out[s:e] = np.asarray(rank_fn(params, *arrays))[:e - s]
+    ranks = np.asarray(rank_fn(params, *arrays))
+    if out is None:
+      out = np.empty(ranks.shape[:-1] + (n,), np.int32)
+    out[..., s:e] = ranks[..., :e - s]
   return out

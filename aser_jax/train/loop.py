@@ -69,11 +69,23 @@ class Evaluator:
     self.consts = jax.device_put(consts or {}, sharding.replicated(mesh))
     score = lambda variables, ids: model.apply(variables, ids, method=model.score)
     self.rank_fn = ranking.make_rank_fn(score)
+    # several seeds' params ranked by one program (train.seeds), the constants shared
+    self.rank_fn_seeds = ranking.make_rank_fn(score, {"params": 0, **{k: None for k in self.consts}})
 
   def ranks(self, params, which: str, progress: bool = False) -> np.ndarray:
     put = lambda arrays: sharding.put_batch(self.mesh, arrays)
     return ranking.evaluate_ranks(self.rank_fn, {"params": params, **self.consts}, self.splits[which],
                                   self.chunk, progress, desc=which, put=put)
+
+  def ranks_seeds(self, params_S, which: str) -> np.ndarray:
+    """`[S, users]` ranks of S models whose params are stacked on a leading axis; the chunk is
+    cut S-fold, so the S score matrices stay within one chunk's memory budget."""
+    n_dev = self.mesh.devices.size
+    s = jax.tree.leaves(params_S)[0].shape[0]
+    chunk = sharding.round_up(max(1, self.chunk // s), n_dev)
+    put = lambda arrays: sharding.put_batch(self.mesh, arrays)
+    return ranking.evaluate_ranks(self.rank_fn_seeds, {"params": params_S, **self.consts}, self.splits[which],
+                                  chunk, put=put)
 
 
 def training_samples(model, data: SequenceData, empty_inputs: bool = False) -> TrainSamples:
@@ -185,11 +197,15 @@ class RunBook:
     state = book.resume(initial_state(setup, train_cfg.seed))
     return book, data_iter, state, jax.random.key(train_cfg.seed + 1)
 
-  def end_epoch(self, setup: Setup, state, loss: float, train_s: float) -> None:
-    """Validation, early stopping, the best params, the epoch's log row, then the checkpoint."""
-    t1 = time.perf_counter()
-    valid = ranking.metrics_from_ranks(setup.evaluator.ranks(state.params, "valid"))
-    valid_s = time.perf_counter() - t1
+  def end_epoch(self, setup: Setup, state, loss: float, train_s: float, validated=None) -> None:
+    """Validation, early stopping, the best params, the epoch's log row, then the checkpoint.
+
+    `validated`: `(valid ranks, seconds)` when the caller has ranked the validation split
+    already (`train.seeds` ranks all seeds at once)."""
+    if validated is None:
+      t1 = time.perf_counter()
+      validated = setup.evaluator.ranks(state.params, "valid"), time.perf_counter() - t1
+    valid, valid_s = ranking.metrics_from_ranks(validated[0]), validated[1]
     loop, epoch = self.loop, self.loop["epoch"]
     loop["epoch_seconds"].append(train_s)
     loop["valid_seconds"].append(valid_s)

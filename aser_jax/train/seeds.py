@@ -6,7 +6,8 @@ larger kernels instead. Nothing about a run changes: each seed keeps its own ini
 data order and step RNG (`fold_in(key(seed + 1), step)`), exactly as in a run of its own, and its
 own folder (`loop.RunBook`), so any seed's folder resumes alone or with other seeds. A seed that
 early stopping ends leaves the batch at the end of that epoch (the step recompiles once for the
-rest) and gets its test evaluation and `metrics.json` then.
+rest) and gets its test evaluation and `metrics.json` then. Validation ranks all seeds in one
+vmapped program too (`loop.Evaluator.ranks_seeds`).
 """
 
 from __future__ import annotations
@@ -89,9 +90,12 @@ def train_seeds(data: SequenceData, backbone: str, workdirs: list[str | Path], t
       losses.append(metrics["loss"])
     loss_S = np.mean(np.stack(jax.device_get(losses)), axis=0)
     train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    valid_SxU = setup.evaluator.ranks_seeds(stacked.params, "valid")
+    valid_s = time.perf_counter() - t1
     for j, i in enumerate(active):
       states[i] = jax.tree.map(lambda x, j=j: x[j], stacked)
-      books[i].end_epoch(setup, states[i], float(loss_S[j]), train_s)
+      books[i].end_epoch(setup, states[i], float(loss_S[j]), train_s, (valid_SxU[j], valid_s))
       if not books[i].running:
         finish(i)
     active = [i for i in active if books[i].running]
