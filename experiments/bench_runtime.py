@@ -16,7 +16,7 @@ from aser_jax import configs, provenance
 from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.io import load_bank
 from aser_jax.cli import setup_logging
-from aser_jax.eval.runtime import bench_runtime
+from aser_jax.eval.runtime import bench_base_vs_sens
 from aser_jax.models import registry
 from aser_jax.models.backbones.side import load_side, side_from_attributes
 
@@ -62,10 +62,7 @@ def main(argv):
     side = _side(bank.num_items) if registry.needs_side(backbone) else None
     kw = dict(batch=FLAGS.batch, warmup=FLAGS.warmup, iters=FLAGS.iters, side=side,
               **configs.paper_settings(backbone, FLAGS.settings)[0])
-    base = bench_runtime(backbone, bank.num_items, None, **kw)
-    sens = bench_runtime(backbone, bank.num_items, bank, **kw)
-    out.append({"backbone": backbone, "base": base, "sens": sens,
-                "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]})
+    out.append(bench_base_vs_sens(backbone, bank.num_items, bank, **kw))
   print(json.dumps({"runs": out, "environment": provenance.environment()}, indent=2))
 
 

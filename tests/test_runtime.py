@@ -1,7 +1,7 @@
 import numpy as np
 
 from aser_jax.bank.aggregate import Bank
-from aser_jax.eval.runtime import bench_runtime
+from aser_jax.eval.runtime import bench_base_vs_sens
 
 
 def test_runtime_counts_fusion_parameters_exactly():
@@ -10,8 +10,10 @@ def test_runtime_counts_fusion_parameters_exactly():
   A[1:, 0] = 1
   bank = Bank(np.ones((n + 1, 5, d_b), np.float32) * A[..., None], A * 0.9, np.full((n + 1, 5, 3), 1 / 3, np.float32) * (np.arange(n + 1) > 0)[:, None, None],
               A.copy(), A)
-  base = bench_runtime("sasrec", n, None, batch=4, warmup=1, iters=2, hidden=D, max_len=6)
-  sens = bench_runtime("sasrec", n, bank, batch=4, warmup=1, iters=2, hidden=D, max_len=6)
+  res = bench_base_vs_sens("sasrec", n, bank, batch=4, warmup=1, iters=3, hidden=D, max_len=6)
+  base, sens = res["base"], res["sens"]
+  assert (base["variant"], sens["variant"], base["iters"], sens["iters"]) == ("Base", "Sens", 3, 3)
+  assert res["sens_over_base_latency"] == sens["ms_per_query"] / base["ms_per_query"]
   # Wp (d_b x D) + bp (D) + five facet offsets (5 x D) + the blend logit
   assert sens["fusion_params"] == d_b * D + D + 5 * D + 1
   assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"]
@@ -27,7 +29,7 @@ def test_runtime_of_diff_with_side_information():
   bank = Bank(np.ones((n + 1, 5, d_b), np.float32) * A[..., None], A * 0.5,
               np.full((n + 1, 5, 3), 1 / 3, np.float32) * (np.arange(n + 1) > 0)[:, None, None], A.copy(), A)
   side = side_from_attributes({i: [1 + i % 4, 5 + i % 3] for i in range(1, n + 1)}, n)
-  base = bench_runtime("diff", n, None, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
-  sens = bench_runtime("diff", n, bank, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
+  res = bench_base_vs_sens("diff", n, bank, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
+  base, sens = res["base"], res["sens"]
   assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"] == d_b * D + D + 5 * D + 1
   assert sens["ms_per_query"] > 0

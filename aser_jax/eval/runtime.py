@@ -4,7 +4,8 @@ A query is a user history; one timed iteration is the forward pass of a batch of
 plus scoring against the full catalogue, after 8 warm-up iterations, over 40 timed ones. The
 fused item table of Sens depends on the frozen bank and the trained params only, so serving
 computes it once after loading (its one-off cost is reported separately), exactly as the ID
-table of Base is simply read.
+table of Base is simply read. `bench_base_vs_sens` times the two in alternation, so that the
+ratio does not depend on which of them a busy machine happened to slow down.
 """
 
 from __future__ import annotations
@@ -23,11 +24,8 @@ def _count(tree) -> int:
   return int(sum(x.size for x in jax.tree.leaves(tree)))
 
 
-def bench_runtime(backbone: str, num_items: int, bank: Bank | None = None, batch: int = 128, warmup: int = 8,
-                  iters: int = 40, seed: int = 0, side=None, **model_overrides) -> dict:
-  """Times forward + full-catalogue scoring; returns parameter counts and latency figures.
-
-  `side`: item side information for backbones that need it (DIFF)."""
+def _served(backbone: str, num_items: int, bank: Bank | None, batch: int, seed: int, side, model_overrides: dict):
+  """A compiled serving call (forward + full-catalogue scores of one batch) and its static facts."""
   overrides = dict(model_overrides)
   if bank is not None:
     overrides["bank_dim"] = int(bank.K.shape[-1])
@@ -52,23 +50,47 @@ def bench_runtime(backbone: str, num_items: int, bank: Bank | None = None, batch
     return u @ table_NxD.T
 
   ids_dev = jax.device_put(ids)
-  for _ in range(warmup):
-    jax.block_until_ready(serve(variables, ids_dev, table))
-  times = []
-  for _ in range(iters):
-    t = time.perf_counter()
-    jax.block_until_ready(serve(variables, ids_dev, table))
-    times.append(time.perf_counter() - t)
-  per_batch = float(np.median(times))
   fusion_params = 0
   items = params.get("items", {})
   if "fusion" in items:
     fusion_params = _count(items["fusion"]) + _count(items.get("late_proj", {}))
-  return {
+  facts = {
       "backbone": backbone, "variant": "Sens" if bank is not None else "Base", "num_items": num_items,
-      "batch": batch, "warmup": warmup, "iters": iters,
-      "learned_params": _count(params), "fusion_params": fusion_params,
-      "ms_per_query": 1000 * per_batch / batch, "queries_per_s": batch / per_batch,
-      "ms_per_batch_median": 1000 * per_batch, "ms_per_batch_p90": 1000 * float(np.percentile(times, 90)),
+      "batch": batch, "learned_params": _count(params), "fusion_params": fusion_params,
       "table_build_ms_once": 1000 * table_s, "backend": jax.default_backend(),
   }
+  return lambda: jax.block_until_ready(serve(variables, ids_dev, table)), facts
+
+
+def _latency(facts: dict, times: list[float], warmup: int) -> dict:
+  per_batch = float(np.median(times))
+  return {
+      **facts, "warmup": warmup, "iters": len(times),
+      "ms_per_query": 1000 * per_batch / facts["batch"], "queries_per_s": facts["batch"] / per_batch,
+      "ms_per_batch_median": 1000 * per_batch, "ms_per_batch_p90": 1000 * float(np.percentile(times, 90)),
+  }
+
+
+def _timed(call) -> float:
+  t = time.perf_counter()
+  call()
+  return time.perf_counter() - t
+
+
+def bench_base_vs_sens(backbone: str, num_items: int, bank: Bank, batch: int = 128, warmup: int = 8,
+                       iters: int = 40, seed: int = 0, side=None, **model_overrides) -> dict:
+  """Base and Sens timed in alternation (Base, Sens, then Sens, Base, ...), so a shared machine's
+  changing load falls on both alike; `sens_over_base_latency` is the ratio of their medians."""
+  base_call, base_facts = _served(backbone, num_items, None, batch, seed, side, model_overrides)
+  sens_call, sens_facts = _served(backbone, num_items, bank, batch, seed, side, model_overrides)
+  for _ in range(warmup):
+    base_call()
+    sens_call()
+  base_t, sens_t = [], []
+  for i in range(iters):
+    order = ((base_call, base_t), (sens_call, sens_t))
+    for call, times in order if i % 2 == 0 else order[::-1]:
+      times.append(_timed(call))
+  base, sens = _latency(base_facts, base_t, warmup), _latency(sens_facts, sens_t, warmup)
+  return {"backbone": backbone, "base": base, "sens": sens, "interleaved": True,
+          "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]}
