@@ -72,10 +72,12 @@ class Evaluator:
     # several seeds' params ranked by one program (train.seeds), the constants shared
     self.rank_fn_seeds = ranking.make_rank_fn(score, {"params": 0, **{k: None for k in self.consts}})
 
+  def _put(self, arrays):
+    return sharding.put_batch(self.mesh, arrays)
+
   def ranks(self, params, which: str, progress: bool = False) -> np.ndarray:
-    put = lambda arrays: sharding.put_batch(self.mesh, arrays)
     return ranking.evaluate_ranks(self.rank_fn, {"params": params, **self.consts}, self.splits[which],
-                                  self.chunk, progress, desc=which, put=put)
+                                  self.chunk, progress, desc=which, put=self._put)
 
   def ranks_seeds(self, params_S, which: str) -> np.ndarray:
     """`[S, users]` ranks of S models whose params are stacked on a leading axis; the chunk is
@@ -83,9 +85,8 @@ class Evaluator:
     n_dev = self.mesh.devices.size
     s = jax.tree.leaves(params_S)[0].shape[0]
     chunk = sharding.round_up(max(1, self.chunk // s), n_dev)
-    put = lambda arrays: sharding.put_batch(self.mesh, arrays)
     return ranking.evaluate_ranks(self.rank_fn_seeds, {"params": params_S, **self.consts}, self.splits[which],
-                                  chunk, put=put)
+                                  chunk, put=self._put)
 
 
 def training_samples(model, data: SequenceData, empty_inputs: bool = False) -> TrainSamples:
