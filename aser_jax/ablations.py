@@ -1,5 +1,8 @@
 """The ablations of ASER_SPEC §6 on one domain and backbone: fusion type, hidden size, channel.
 
+The fusion ablation also runs early fusion with the residual blend `e + α s` (our extension,
+`models.fusion`), beside the paper's early and late variants.
+
 Every variant is an ordinary recommender run (same loop, same evaluator) with a different
 bank or config; results are means over seeds, written as `ablation_<kind>.md`.
 """
@@ -70,7 +73,8 @@ def run_ablation(kind: str, *, workdir: str, data: str, data_dir: str | None, ba
   out = Path(workdir)
   variants: dict[str, tuple[str | None, dict]] = {}
   if kind == "fusion":
-    variants = {"Base": (None, {}), "early": (bank, {"fusion": "early"}), "late": (bank, {"fusion": "late"})}
+    variants = {"Base": (None, {}), "early": (bank, {"fusion": "early"}), "late": (bank, {"fusion": "late"}),
+                "early residual": (bank, {"fusion": "early", "blend": "residual"})}  # extension, not in the paper
   elif kind == "hidden":
     for h in (64, 128, 256):
       variants[f"Base d={h}"] = (None, {"hidden": h})

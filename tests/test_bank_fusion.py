@@ -117,6 +117,22 @@ def test_blend_starts_at_rho0_and_zero_bank_with_alpha_zero_is_base():
   np.testing.assert_array_equal(np.asarray(out), np.asarray(e))
 
 
+def test_residual_blend_adds_the_sensory_vector_and_leaves_inactive_rows_alone():
+  bank = _bank()
+  mod, params, consts = _fusion(bank)
+  res = SensoryFusion(hidden=6, bank_dim=4, num_items=4, blend="residual")
+  e = jax.random.normal(jax.random.key(2), (5, 6))
+  v = {"params": params, **consts}
+  s = np.asarray(mod.apply(v, method=mod.sensory))
+  a = float(mod.apply(v, method=mod.alpha))
+  got = np.asarray(res.apply(v, e, method=res.fuse))
+  np.testing.assert_allclose(got, np.asarray(e) + a * s, rtol=1e-5, atol=1e-6)
+  assert 0 < a < 1
+  np.testing.assert_array_equal(got[[0, 3]], np.asarray(e)[[0, 3]])  # padding and inactive: e exactly
+  with pytest.raises(ValueError, match="blend must be one of"):
+    SensoryFusion(hidden=6, bank_dim=4, num_items=4, blend="gate").init(jax.random.key(0), e, method="fuse")
+
+
 def test_bank_is_not_a_parameter():
   bank = _bank()
   mod, params, _ = _fusion(bank)

@@ -55,6 +55,20 @@ def test_zero_bank_with_alpha_zero_gives_exactly_the_base_model():
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_residual_blend_with_a_zero_bank_is_the_base_model_at_any_alpha(fusion):
+  base, _, pb, _ = _models()
+  sens, _ = registry.build("sasrec", 12, hidden=16, max_len=6, bank_dim=8, fusion=fusion, blend="residual")
+  ps = sens.init({"params": jax.random.key(0)}, IDS, method=sens.score)["params"]
+  ps = {**pb, "items": {**ps["items"], "id_emb": pb["items"]["id_emb"]}}
+  assert float(jax.nn.sigmoid(ps["items"]["fusion"]["blend_logit"])) == pytest.approx(0.1)  # α = ρ0, not 0
+  a = base.apply({"params": pb}, IDS, method=base.score)
+  b = sens.apply({"params": ps, **bank_variables(sens, IDS, _bank(12, zero=True))}, IDS, method=sens.score)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  c = sens.apply({"params": ps, **bank_variables(sens, IDS, _bank(12))}, IDS, method=sens.score)
+  assert not np.allclose(np.asarray(a), np.asarray(c))  # a real bank does move the scores
+
+
 def test_fused_table_is_used_at_input_and_output():
   _, sens, _, ps = _models()
   variables = {"params": ps, **bank_variables(sens, IDS, _bank(12))}
@@ -122,6 +136,8 @@ def test_fusion_diagnostics_by_hand():
   assert d["sensory_to_id_norm"] == pytest.approx(0.35, rel=1e-5)  # β = q / (q + ε), a hair under 1
   assert d["shared_energy"] == pytest.approx(0.5, rel=1e-5)  # ‖(½, ½)‖² / 1
   assert fusion_diagnostics(params, bank, early=False)["sensory_to_id_norm"] is None
+  # residual blend: the ID row enters at full scale, ratios ½·1/5 and ½·1/2
+  assert fusion_diagnostics(params, bank, blend="residual")["sensory_to_id_norm"] == pytest.approx(0.175, rel=1e-5)
   same = K.copy()
   same[2, 0] = [1, 0]  # both items' sensory vectors now coincide
   assert fusion_diagnostics(params, Bank(same, A.copy(), bank.Pi, A.copy(), A))["shared_energy"] == pytest.approx(1.0)

@@ -6,6 +6,10 @@
   s_i    = Σ_f β[i,f] s[i,f]                         zero when no facet is active
   x_i    = (1 − α) e_i + α s_i,   α = σ(a),  a₀ = logit(ρ0)
 
+`blend="residual"` (an extension, not in the spec) uses `x_i = e_i + α s_i` instead: items with
+no active facet keep exactly their ID embedding, so a sparse bank leaves the rest of the table
+as in Base (the convex blend scales every row by 1 − α while α moves).
+
 Because Wp is shared, `s_i = Wp K̄_i + (Σ_f β) bp + β·o` with `K̄_i = Σ_f β[i,f] K[i,f]`; K̄ and β
 depend on the bank alone, so `bank_constants` computes them once, and a step costs one
 [I+1, d_b] x [d_b, D] product instead of five. The bank reaches the model only as the
@@ -26,6 +30,7 @@ from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.facets import EPS, FACETS
 
 BANK = "bank"  # variable collection holding the frozen constants
+BLENDS = ("convex", "residual")
 
 
 def bank_constants(bank: Bank) -> dict[str, np.ndarray]:
@@ -61,8 +66,11 @@ class SensoryFusion(nn.Module):
   num_items: int
   rho0: float = 0.1
   init_std: float = 0.02
+  blend: str = "convex"  # "convex": ASER_SPEC §5; "residual": e + α s (extension)
 
   def setup(self):
+    if self.blend not in BLENDS:
+      raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
     n, F = self.num_items + 1, len(FACETS)
     self.beta = self.variable(BANK, "beta", lambda: jnp.zeros((n, F), jnp.float32))
     self.k_bar = self.variable(BANK, "k_bar", lambda: jnp.zeros((n, self.bank_dim), jnp.float32))
@@ -83,10 +91,14 @@ class SensoryFusion(nn.Module):
       beta, k_bar = beta[ids], k_bar[ids]
     return k_bar @ self.proj_kernel + beta.sum(-1, keepdims=True) * self.proj_bias + beta @ self.offsets
 
-  def fuse(self, e, ids=None) -> jax.Array:
-    """`(1 − α) e + α s` for the ID embeddings `e` of `ids` (all items when None)."""
+  def mix(self, e, s) -> jax.Array:
+    """The blend of a base vector `e` with a sensory one `s`: `(1 − α) e + α s`, or `e + α s`."""
     a = self.alpha()
-    return (1.0 - a) * e + a * self.sensory(ids)
+    return (e if self.blend == "residual" else (1.0 - a) * e) + a * s
+
+  def fuse(self, e, ids=None) -> jax.Array:
+    """The fused rows for the ID embeddings `e` of `ids` (all items when None)."""
+    return self.mix(e, self.sensory(ids))
 
 
 class ItemTable(nn.Module):
@@ -94,7 +106,7 @@ class ItemTable(nn.Module):
 
   Early fusion returns the fused table, used at the input and (tied) at the output. Late
   fusion (ablation) keeps the ID table and blends `(1 − α) h_u + α W s_u` into the user
-  state, with `s_u` the mean sensory vector of the history.
+  state, with `s_u` the mean sensory vector of the history (`h_u + α W s_u` when residual).
   """
 
   cfg: object  # layers.BackboneConfig
@@ -106,7 +118,8 @@ class ItemTable(nn.Module):
       raise ValueError(f"fusion must be 'early' or 'late', got {cfg.fusion!r}")
     self.id_emb = nn.Embed(self.num_items + 1, cfg.hidden, embedding_init=nn.initializers.normal(cfg.init_std),
                            name="id_emb")
-    self.fusion = (SensoryFusion(cfg.hidden, cfg.bank_dim, self.num_items, cfg.rho0, cfg.init_std, name="fusion")
+    self.fusion = (SensoryFusion(cfg.hidden, cfg.bank_dim, self.num_items, cfg.rho0, cfg.init_std, cfg.blend,
+                                 name="fusion")
                    if cfg.bank_dim else None)
     if self.fusion is not None and cfg.fusion == "late":
       self.late_proj = nn.Dense(cfg.hidden, use_bias=False, kernel_init=nn.initializers.normal(cfg.init_std),
@@ -126,16 +139,15 @@ class ItemTable(nn.Module):
     real = (input_ids_BxL > 0).astype(h_BxD.dtype)
     s = self.fusion.sensory(input_ids_BxL)
     s_u = (s * real[..., None]).sum(1) / jnp.maximum(real.sum(1, keepdims=True), 1.0)
-    a = self.fusion.alpha()
-    return (1.0 - a) * h_BxD + a * self.late_proj(s_u)
+    return self.fusion.mix(h_BxD, self.late_proj(s_u))
 
 
-def fusion_diagnostics(params, bank: Bank, early: bool = True) -> dict:
+def fusion_diagnostics(params, bank: Bank, early: bool = True, blend: str = "convex") -> dict:
   """What a trained fusion takes from the bank, over the items with an active facet:
 
   - `alpha`: the blend σ(a);
-  - `sensory_to_id_norm`: median of ‖α s_i‖ / ‖(1 − α) e_i‖, the sensory term's weight in the
-    fused table row (early fusion only; None for late fusion, which blends the user state);
+  - `sensory_to_id_norm`: median of ‖α s_i‖ / ‖(1 − α) e_i‖ (‖e_i‖ when residual), the sensory
+    term's weight in the fused table row (early fusion only; None for late fusion, which blends the user state);
   - `shared_energy`: ‖mean_i s_i‖² / mean_i ‖s_i‖², the share of the sensory vectors that is one
     vector common to all active items. Near 1, Sens adds an "has a facet" bias and little that
     tells items apart (see `bank.aggregate.facet_spread` for the bank's side of this).
@@ -155,7 +167,8 @@ def fusion_diagnostics(params, bank: Bank, early: bool = True) -> dict:
     return out
   s_act = s[active]
   if early:
-    ratio = alpha * np.linalg.norm(s_act, axis=-1) / np.maximum((1 - alpha) * np.linalg.norm(e[active], axis=-1), EPS)
+    id_scale = 1.0 if blend == "residual" else 1 - alpha
+    ratio = alpha * np.linalg.norm(s_act, axis=-1) / np.maximum(id_scale * np.linalg.norm(e[active], axis=-1), EPS)
     out["sensory_to_id_norm"] = float(np.median(ratio))
   mean = s_act.mean(0)
   out["shared_energy"] = float(mean @ mean / max(float((s_act ** 2).sum(-1).mean()), EPS))

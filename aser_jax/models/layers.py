@@ -31,6 +31,7 @@ class BackboneConfig:
   bank_dim: int = 0  # width of the sensory bank's embeddings; 0 = no bank (Base)
   fusion: str = "early"  # "early": fused item table (ASER_SPEC §5); "late": blend into the user state
   rho0: float = 0.1  # initial sensory blend α
+  blend: str = "convex"  # "convex": (1 − α) e + α s (ASER_SPEC §5); "residual": e + α s (extension)
 
 
 def dense(features: int, cfg: BackboneConfig, name: str | None = None) -> nn.Dense:

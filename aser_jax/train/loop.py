@@ -261,7 +261,8 @@ class RunBook:
         "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
         "sensory_alpha": _blend_alpha(best),
         "fusion": None if bank is None else fusion_diagnostics(jax.device_get(best), bank,
-                                                               setup.model_cfg.fusion == "early"),
+                                                               setup.model_cfg.fusion == "early",
+                                                               setup.model_cfg.blend),
         "valid": loop["best_valid"],
         "test": ranking.metrics_from_ranks(test_ranks),
         "epochs": loop["epoch"],
