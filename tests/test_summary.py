@@ -107,6 +107,24 @@ def test_sens_pairs_with_base_over_shared_seeds_only(tmp_path):
   assert hr["paper_gain"] == pytest.approx(0.0664 / 0.0601 - 1)
 
 
+def test_fusion_settings_label_sens_sets_and_each_pairs_with_the_one_base_set(tmp_path):
+  """rho0 / blend / fusion mean nothing without a bank: Base runs are one set whatever their
+  recorded values, and every Sens variant pairs with it."""
+  _write(tmp_path / "base_s0", 0, 0.060, 0.030, rho0=0.1, blend="convex")
+  _write(tmp_path / "base_s1", 1, 0.062, 0.032, rho0=0.5)  # a value no Base run acts on
+  _write(tmp_path / "spec_s0", 0, 0.058, 0.029, bank="abc", alpha=0.02, rho0=0.1, blend="convex")
+  _write(tmp_path / "small_s0", 0, 0.061, 0.030, bank="abc", alpha=0.001, rho0=0.001, blend="convex")
+  _write(tmp_path / "res_s0", 0, 0.063, 0.031, bank="abc", alpha=0.05, rho0=0.1, blend="residual")
+  _write(tmp_path / "res_s1", 1, 0.065, 0.033, bank="abc", alpha=0.05, rho0=0.1, blend="residual")
+  s = summarize(load_runs([tmp_path])[0])
+  labels = sorted((r["variant"], r["label"], tuple(r["seeds"])) for r in s["sets"])
+  assert labels == [("base", "", (0, 1)), ("sens", "blend=convex, rho0=0.001", (0,)),
+                    ("sens", "blend=convex, rho0=0.1", (0,)), ("sens", "blend=residual, rho0=0.1", (0, 1))]
+  pairs = {p["label"]: (p["seeds"], p["HR@10"]["base"], p["HR@10"]["sens"]) for p in s["pairs"]}
+  assert pairs == {"blend=convex, rho0=0.001": ([0], 0.060, 0.061), "blend=convex, rho0=0.1": ([0], 0.060, 0.058),
+                   "blend=residual, rho0=0.1": ([0, 1], pytest.approx(0.061), pytest.approx(0.064))}
+
+
 def test_sens_runs_without_a_recorded_bank_are_never_pooled(tmp_path):
   _write(tmp_path / "old_a", 0, 0.06, 0.03, alpha=0.05)
   _write(tmp_path / "old_b", 1, 0.06, 0.03, alpha=0.05)

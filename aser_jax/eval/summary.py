@@ -24,6 +24,9 @@ from aser_jax.train.loop import TrainConfig
 # Settings that do not change what a run computes, so runs differing in them pool together.
 _NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes")
 _BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
+# Settings of the fusion alone: they change nothing in a Base run, so Base sets drop them and a
+# Sens set pairs with the Base set that matches it in everything else.
+_FUSION_ONLY = ("model.fusion", "model.rho0", "model.blend")
 HEADLINE = ("HR@10", "NDCG@10")
 
 
@@ -100,12 +103,18 @@ def _read_run(path: Path) -> dict | None:
     bank = f"unknown ({path.parent.name})"
   model = {k: v for k, v in _with_defaults(m["model_config"], model_cls).items() if k not in _BANK_DERIVED}
   settings = {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
+  if not sens:
+    settings = _without_fusion(settings)
   domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
           "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
           "cut": _stopped_early(m) is False,
           "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
+
+
+def _without_fusion(settings: dict) -> dict:
+  return {k: v for k, v in settings.items() if k not in _FUSION_ONLY}
 
 
 def _stopped_early(m: dict) -> bool | None:
@@ -124,7 +133,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
   """Seed sets and Base-vs-Sens pairs.
 
   A seed set is the runs of one (data, backbone, variant, bank, settings); its label names the
-  settings in which it differs from the other sets of the same data and backbone. Each set's
+  settings in which it differs from the other sets of the same data and backbone. A Sens set
+  pairs with the Base set equal to it in every setting but the fusion's own (`_FUSION_ONLY`). Each set's
   HR@10 and NDCG@10 are compared with the paper's table-6 row of the same variant where there
   is one: `within` says whether both means are inside ±`tolerance` of it.
   """
@@ -138,7 +148,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
     by_pair[key[:2]].append(json.loads(key[4]))
   for pair, all_settings in by_pair.items():
     fields = set().union(*all_settings)
-    differing[pair] = {f for f in fields if len({json.dumps(s.get(f)) for s in all_settings}) > 1}
+    differing[pair] = {f for f in fields if len({json.dumps(s[f]) for s in all_settings if f in s}) > 1}
 
   rows = []
   for key, members in sorted(sets.items(), key=lambda kv: kv[0]):
@@ -150,7 +160,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       raise ValueError(f"seed(s) {dup} of {domain} {backbone} {variant} appear in more than one run folder: "
                        + ", ".join(r["path"] for r in members if r["seed"] in dup))
     members = sorted(members, key=lambda r: r["seed"])
-    label = ", ".join(f"{f.split('.', 1)[1]}={settings.get(f)}" for f in sorted(differing[(domain, backbone)]))
+    label = ", ".join(f"{f.split('.', 1)[1]}={settings[f]}" for f in sorted(differing[(domain, backbone)])
+                      if f in settings)
     values = {m: np.array([r["test"][m] for r in members], np.float64) for m in METRIC_ORDER}
     row = {"domain": domain, "backbone": backbone, "variant": variant, "bank": bank, "label": label,
            "seeds": [r["seed"] for r in members], "runs": [r["path"] for r in members],
@@ -174,7 +185,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
   pairs = []
   for sens in (r for r in rows if r["variant"] == "sens"):
     for base in (r for r in rows if r["variant"] == "base"):
-      if (base["domain"], base["backbone"], base["_settings"]) != (sens["domain"], sens["backbone"], sens["_settings"]):
+      sens_settings = json.dumps(_without_fusion(json.loads(sens["_settings"])), sort_keys=True)
+      if (base["domain"], base["backbone"], base["_settings"]) != (sens["domain"], sens["backbone"], sens_settings):
         continue
       common = sorted(set(base["seeds"]) & set(sens["seeds"]))
       if not common:
