@@ -171,7 +171,8 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
                  train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
                  sensory_bank: str | None = None, student_dir: Path | None = None,
-                 workers: int = 1, seeds_together: bool = False) -> tuple[dict, dict, dict]:
+                 workers: int = 1, seeds_together: bool = False,
+                 sens_overrides: dict | None = None) -> tuple[dict, dict, dict]:
   """Base and Sens runs of every backbone and seed on one domain; returns table-6 input, the
   per-run cold-start buckets of the test targets' training counts, and the per-run metrics of
   the test users whose target has / has no active facet in the bank (empty without a bank).
@@ -181,6 +182,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   `workers > 1` the runs train that many at a time in their own processes (`train.run.run_recommenders`),
   without progress bars; each finished run is logged. With `seeds_together` the seeds of each
   (backbone, variant) train as one vmapped program (`train.seeds`), for an accelerator.
+  `sens_overrides` (fusion settings only, `train.run.fusion_overrides`) apply to the Sens runs.
   """
   from aser_jax.train.run import run_recommenders
 
@@ -205,8 +207,11 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   grid = [(backbone, seed, variant, bank) for backbone in backbones for seed in seeds
           for variant, bank in (("base", None), ("sens", bank_path if sens else None))
           if variant == "base" or bank is not None]
-  jobs = [dict(backbone=backbone, data=data, data_dir=data_dir, workdir=str(_run_dir(out, backbone, variant, seed, bank)),
-               train_overrides={"seed": seed, **(train_overrides or {})}, sensory_bank=str(bank) if bank else None)
+  sens_overrides = sens_overrides or {}
+  jobs = [dict(backbone=backbone, data=data, data_dir=data_dir,
+               workdir=str(_run_dir(out, backbone, variant, seed, bank, sens_overrides)),
+               train_overrides={"seed": seed, **(train_overrides or {})}, sensory_bank=str(bank) if bank else None,
+               model_overrides=sens_overrides if bank else {})
           for backbone, seed, variant, bank in grid]
   finished = run_recommenders(jobs, workers, seeds_together)
   results, buckets, facet_splits = {}, {}, {}
@@ -223,7 +228,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
       if target_active is not None:
         facet[variant].append(facet_target_split(ranks, target_active))
     if runs["sens"]:
-      _qualitative(out, backbone, seeds[0], bank_path, seqs)
+      _qualitative(out, backbone, seeds[0], bank_path, seqs, sens_overrides)
     label = f"{seqs.name} (SYNTHETIC)" if seqs.synthetic else seqs.name
     results[(label, backbone)] = runs
     buckets[(label, backbone)] = cold
@@ -232,17 +237,19 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   return results, buckets, facet_splits
 
 
-def _run_dir(out: Path, backbone: str, variant: str, seed: int, bank=None) -> Path:
-  """A run's folder; a Sens run's name carries a digest of its bank's path, so switching banks
-  (student, teacher, --sensory_bank) in one workdir never resumes a run trained on another bank."""
+def _run_dir(out: Path, backbone: str, variant: str, seed: int, bank=None, sens_overrides=None) -> Path:
+  """A run's folder; a Sens run's name carries a digest of its bank's path and of its fusion
+  overrides (when any), so switching banks (student, teacher, --sensory_bank) or fusion settings
+  in one workdir never resumes a run trained on another."""
   if variant == "sens":
     import hashlib
 
-    variant = f"sens-{hashlib.sha256(str(Path(bank).resolve()).encode()).hexdigest()[:8]}"
+    key = str(Path(bank).resolve()) + (json.dumps(sens_overrides, sort_keys=True) if sens_overrides else "")
+    variant = f"sens-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
   return out / "runs" / f"{backbone}_{variant}_seed{seed}"
 
 
-def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
+def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs, sens_overrides=None) -> Path:
   """Rank-change cases of one seed with the evidence spans of the targets' active facets."""
   from aser_jax.bank.io import load_bank
   from aser_jax.data.splits import eval_split
@@ -251,7 +258,8 @@ def _qualitative(out: Path, backbone: str, seed: int, bank_path, seqs) -> Path:
 
   from aser_jax.bank.audit import student_evidence_by_item
 
-  ranks = {v: np.load(_run_dir(out, backbone, v, seed, bank_path) / "test_ranks.npy") for v in ("base", "sens")}
+  ranks = {v: np.load(_run_dir(out, backbone, v, seed, bank_path, sens_overrides) / "test_ranks.npy")
+           for v in ("base", "sens")}
   build_dir = Path(bank_path).parent
   if (build_dir / "shards").is_dir():
     evidence = student_evidence_by_item(build_dir)

@@ -11,6 +11,7 @@ from absl import app, flags
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import PRESETS
 from aser_jax.pipeline import StudentStage, run_pipeline
+from aser_jax.train.run import fusion_overrides
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/main", "Output folder (re-running resumes finished and unfinished runs).")
@@ -31,6 +32,8 @@ flags.DEFINE_bool("sens", True, "Also build the bank and train the Sens variant 
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_integer("workers", 1, "Recommender runs trained at once, each in its own process pinned to its share "
                      "of the CPU cores (or sharing the accelerator); progress bars are off when > 1.")
+flags.DEFINE_multi_string("sens_override", [], "key=value for the Sens runs' fusion only (fusion, rho0, blend), "
+                          "e.g. blend=residual; repeatable.")
 flags.DEFINE_bool("seeds_together", False, "Train the seeds of each backbone and variant as one program, the "
                   "step vmapped over seeds (for an accelerator; each seed's run is unchanged).")
 
@@ -42,6 +45,13 @@ def _domain_dir(data: str, data_dir: str | None) -> str | None:
   import os
   sub = os.path.join(data_dir, PRESETS[data].subdir)
   return sub if os.path.isdir(sub) else data_dir
+
+
+def _sens_overrides() -> dict:
+  try:
+    return fusion_overrides(FLAGS.sens_override)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def main(argv):
@@ -60,7 +70,7 @@ def main(argv):
                        backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
                        teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank,
                        stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps), workers=FLAGS.workers,
-                       seeds_together=FLAGS.seeds_together)
+                       seeds_together=FLAGS.seeds_together, sens_overrides=_sens_overrides())
   print(table.read_text())
 
 

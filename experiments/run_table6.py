@@ -17,6 +17,7 @@ from absl import app, flags
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import PRESETS
 from aser_jax.pipeline import run_pipeline
+from aser_jax.train.run import fusion_overrides
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/table6", "Output folder; re-running resumes every run.")
@@ -29,8 +30,17 @@ flags.DEFINE_multi_string("bank", [], "domain=path of a prebuilt bank (build_ban
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_integer("workers", 1, "Recommender runs trained at once, each in its own process pinned to its share "
                      "of the CPU cores (or sharing the accelerator); progress bars are off when > 1.")
+flags.DEFINE_multi_string("sens_override", [], "key=value for the Sens runs' fusion only (fusion, rho0, blend), "
+                          "e.g. blend=residual; repeatable.")
 flags.DEFINE_bool("seeds_together", False, "Train the seeds of each backbone and variant as one program, the "
                   "step vmapped over seeds (for an accelerator; each seed's run is unchanged).")
+
+
+def _sens_overrides() -> dict:
+  try:
+    return fusion_overrides(FLAGS.sens_override)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def main(argv):
@@ -43,7 +53,8 @@ def main(argv):
   domains = [(d, f"{FLAGS.data_dir}/{PRESETS[d].subdir}" if d in PRESETS else FLAGS.data_dir) for d in FLAGS.data]
   table = run_pipeline(workdir=FLAGS.workdir, domains=domains, backbones=FLAGS.backbones,
                        seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress},
-                       workers=FLAGS.workers, seeds_together=FLAGS.seeds_together)
+                       workers=FLAGS.workers, seeds_together=FLAGS.seeds_together,
+                       sens_overrides=_sens_overrides())
   print(table.read_text())
 
 

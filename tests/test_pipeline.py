@@ -1,8 +1,10 @@
 """The main job's stages on the synthetic catalogue: teacher -> student -> bank -> Base vs Sens -> table 6."""
 
+import hashlib
 import json
 
 import numpy as np
+import pytest
 
 from aser_jax.bank.io import load_bank
 from aser_jax.pipeline import StudentStage, build_teacher_bank, item_texts, run_pipeline
@@ -85,3 +87,31 @@ def test_prebuilt_banks_route_per_domain_and_skip_the_student(tmp_path, monkeypa
   assert len(trained) == 1
   assert [(c["data"], c.get("sensory_bank"), c["student_dir"]) for c in calls] == [
       ("beauty", None, tmp_path / "student"), ("toys", "t.npz", tmp_path / "student")]
+
+
+def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path, monkeypatch):
+  import aser_jax.pipeline as pipeline
+  from aser_jax.train.run import fusion_overrides
+
+  bank = build_teacher_bank("synthetic", None, tmp_path, 300, progress=False)
+  captured = []
+
+  def fake_run(jobs, workers=1, seeds_together=False):
+    captured.extend(jobs)
+    raise InterruptedError
+
+  monkeypatch.setattr("aser_jax.train.run.run_recommenders", fake_run)
+  overrides = fusion_overrides(["blend=residual", "rho0=0.05"])
+  assert overrides == {"blend": "residual", "rho0": 0.05}
+  for ov in ({}, overrides):
+    with pytest.raises(InterruptedError):
+      pipeline.base_vs_sens(workdir=tmp_path, data="synthetic", data_dir=None, backbones=["sasrec"], seeds=[0, 1],
+                            sensory_bank=str(bank), sens_overrides=ov)
+  plain, tuned = captured[:4], captured[4:]
+  assert [j["model_overrides"] for j in tuned] == [{}, overrides, {}, overrides]  # base, sens per seed
+  assert [j["workdir"] for j in tuned][::2] == [j["workdir"] for j in plain][::2]  # Base runs are shared
+  assert all(a["workdir"] != b["workdir"] for a, b in zip(plain[1::2], tuned[1::2]))  # Sens runs are not
+  old_name = hashlib.sha256(str(bank.resolve()).encode()).hexdigest()[:8]  # folders of earlier grids still resume
+  assert plain[1]["workdir"] == str(tmp_path / "runs" / f"sasrec_sens-{old_name}_seed0")
+  with pytest.raises(ValueError, match="only the fusion's settings"):
+    fusion_overrides(["hidden=128"])

@@ -19,6 +19,7 @@ import numpy as np
 from aser_jax.eval.paper_tables import METRIC_ORDER, table6_reference
 from aser_jax.eval.significance import paired_comparison
 from aser_jax.models import registry
+from aser_jax.models.fusion import FUSION_SETTINGS
 from aser_jax.train.loop import TrainConfig
 
 # Settings that do not change what a run computes, so runs differing in them pool together.
@@ -26,7 +27,7 @@ _NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes"
 _BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
 # Settings of the fusion alone: they change nothing in a Base run, so Base sets drop them and a
 # Sens set pairs with the Base set that matches it in everything else.
-_FUSION_ONLY = ("model.fusion", "model.rho0", "model.blend")
+_FUSION_ONLY = tuple(f"model.{k}" for k in FUSION_SETTINGS)
 HEADLINE = ("HR@10", "NDCG@10")
 
 

@@ -31,6 +31,8 @@ from aser_jax.bank.facets import EPS, FACETS
 
 BANK = "bank"  # variable collection holding the frozen constants
 BLENDS = ("convex", "residual")
+# Backbone settings that act only through the fusion: a Base model ignores them.
+FUSION_SETTINGS = ("fusion", "rho0", "blend")
 
 
 def bank_constants(bank: Bank) -> dict[str, np.ndarray]:

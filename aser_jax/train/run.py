@@ -37,6 +37,19 @@ def parse_overrides(pairs: list[str], cfg_cls) -> dict:
   return out
 
 
+def fusion_overrides(pairs: list[str]) -> dict:
+  """`["key=value", ...]` for the Sens runs of a grid, keys limited to the fusion's own settings
+  (`models.fusion.FUSION_SETTINGS`), so Base and Sens stay the same model apart from the bank."""
+  from aser_jax.models.fusion import FUSION_SETTINGS
+  from aser_jax.models.layers import BackboneConfig
+
+  out = parse_overrides(pairs, BackboneConfig)
+  other = sorted(set(out) - set(FUSION_SETTINGS))
+  if other:
+    raise ValueError(f"--sens_override takes only the fusion's settings {FUSION_SETTINGS}, not {other}")
+  return out
+
+
 def resolve_side(backbone: str, data: str, data_dir: str | None, num_items: int, side_file: str | None = None):
   """Side information for a backbone that needs it (else None): `side_file`, or the
   `<Name>_item2attributes*.json(.gz)` beside the sequence file."""
