@@ -136,6 +136,12 @@ def test_jobs_that_differ_only_in_their_seed_are_grouped():
   assert units[0]["workdir"] == "out/runs/sasrec_base_seed{seed}" and units[0]["train_overrides"] == {"progress": False}
   assert units[1]["workdir"] == "out/runs/sasrec_sens-0a1b_seed{seed}" and units[1]["sensory_bank"] == "b.npz"
   assert units[0]["workdir_list"] == [jobs[0]["workdir"], jobs[2]["workdir"], jobs[5]["workdir"]]
+  dims = [{**job("sasrec", s), "workdir": f"out/h_seed{s}_dim128"} for s in (1, 2)]  # seed digits in a number
+  (unit,), _ = _group_seeds(dims)
+  assert unit["workdir"] == "out/h_seed{seed}_dim128" and unit["seeds"] == [1, 2]
+  digests = [{**job("sasrec", s), "workdir": f"out/sens-1a2b_seed{s}"} for s in (1, 2)]  # seeds' digits in a digest
+  (unit,), _ = _group_seeds(digests)
+  assert unit["workdir"] == "out/sens-1a2b_seed{seed}"
   with pytest.raises(ValueError, match="sets no seed"):
     _group_seeds([{**jobs[0], "train_overrides": {}}])
   with pytest.raises(ValueError, match="does not name its seed"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 
 from aser_jax import configs
 from aser_jax.bank.io import load_bank
@@ -142,6 +143,19 @@ def run_recommenders(jobs: list[dict], workers: int = 1, seeds_together: bool = 
   return [flat[i] for i in range(len(jobs))]
 
 
+def _seed_template(workdir: str, seed: int) -> str:
+  """`workdir` with its seed replaced by `{seed}`: the seed's number where it follows "seed",
+  else its last stand-alone occurrence (not part of a longer number), else its last occurrence
+  (seed 1: `out/a_seed1_dim128` -> `out/a_seed{seed}_dim128`; seed 10: `out/s10` -> `out/s{seed}`)."""
+  hits = list(re.finditer(rf"(?<!\d){seed}(?!\d)", workdir))
+  after_seed = [m for m in hits if workdir[:m.start()].lower().endswith("seed")]
+  if after_seed or hits:
+    m = (after_seed or hits)[-1]
+    return f"{workdir[:m.start()]}{{seed}}{workdir[m.end():]}"
+  head, _, tail = workdir.rpartition(str(seed))
+  return f"{head}{{seed}}{tail}"
+
+
 def _group_seeds(jobs: list[dict]) -> tuple[list[dict], list[list[int]]]:
   """Jobs grouped by everything but the seed: one `run_recommender_seeds` job per group (its
   workdir a `{seed}` template) and, per group, the positions of its jobs in `jobs`."""
@@ -154,8 +168,7 @@ def _group_seeds(jobs: list[dict]) -> tuple[list[dict], list[list[int]]]:
     seed = train.pop("seed")
     if str(seed) not in str(job["workdir"]):
       raise ValueError(f"seeds_together: workdir {job['workdir']!r} does not name its seed {seed}")
-    head, _, tail = str(job["workdir"]).rpartition(str(seed))  # the last occurrence: ..._seed10 -> ..._seed{seed}
-    unit = {**job, "workdir": f"{head}{{seed}}{tail}", "train_overrides": train}
+    unit = {**job, "workdir": _seed_template(str(job["workdir"]), seed), "train_overrides": train}
     groups.setdefault(repr(sorted(unit.items())), []).append(i)
     templates[i] = unit
   units = []
