@@ -18,3 +18,16 @@ def setup_logging(verbose: bool = False) -> None:
     ours.addHandler(handler)
   ours.setLevel(logging.INFO)
   ours.propagate = False
+
+
+def sens_override_flag(pairs: list[str]) -> dict:
+  """`--sens_override` values as the Sens runs' fusion overrides (`train.run.fusion_overrides`);
+  a bad one stops the binary with a usage message instead of a traceback."""
+  from absl import app
+
+  from aser_jax.train.run import fusion_overrides
+
+  try:
+    return fusion_overrides(pairs)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None

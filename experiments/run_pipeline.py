@@ -8,10 +8,9 @@ synthetic default or real data.
 
 from absl import app, flags
 
-from aser_jax.cli import setup_logging
+from aser_jax.cli import sens_override_flag, setup_logging
 from aser_jax.data.presets import PRESETS
 from aser_jax.pipeline import StudentStage, run_pipeline
-from aser_jax.train.run import fusion_overrides
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/main", "Output folder (re-running resumes finished and unfinished runs).")
@@ -47,13 +46,6 @@ def _domain_dir(data: str, data_dir: str | None) -> str | None:
   return sub if os.path.isdir(sub) else data_dir
 
 
-def _sens_overrides() -> dict:
-  try:
-    return fusion_overrides(FLAGS.sens_override)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-
-
 def main(argv):
   del argv
   setup_logging()
@@ -70,7 +62,7 @@ def main(argv):
                        backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
                        teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank,
                        stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps), workers=FLAGS.workers,
-                       seeds_together=FLAGS.seeds_together, sens_overrides=_sens_overrides())
+                       seeds_together=FLAGS.seeds_together, sens_overrides=sens_override_flag(FLAGS.sens_override))
   print(table.read_text())
 
 

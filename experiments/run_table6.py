@@ -14,10 +14,9 @@ Prebuilt banks skip the student stage for their domains:
 
 from absl import app, flags
 
-from aser_jax.cli import setup_logging
+from aser_jax.cli import sens_override_flag, setup_logging
 from aser_jax.data.presets import PRESETS
 from aser_jax.pipeline import run_pipeline
-from aser_jax.train.run import fusion_overrides
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/table6", "Output folder; re-running resumes every run.")
@@ -36,13 +35,6 @@ flags.DEFINE_bool("seeds_together", False, "Train the seeds of each backbone and
                   "step vmapped over seeds (for an accelerator; each seed's run is unchanged).")
 
 
-def _sens_overrides() -> dict:
-  try:
-    return fusion_overrides(FLAGS.sens_override)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-
-
 def main(argv):
   del argv
   setup_logging()
@@ -54,7 +46,7 @@ def main(argv):
   table = run_pipeline(workdir=FLAGS.workdir, domains=domains, backbones=FLAGS.backbones,
                        seeds=[int(s) for s in FLAGS.seeds], banks=banks, train_overrides={"progress": FLAGS.progress},
                        workers=FLAGS.workers, seeds_together=FLAGS.seeds_together,
-                       sens_overrides=_sens_overrides())
+                       sens_overrides=sens_override_flag(FLAGS.sens_override))
   print(table.read_text())
 
 

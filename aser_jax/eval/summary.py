@@ -185,8 +185,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
 
   pairs = []
   for sens in (r for r in rows if r["variant"] == "sens"):
+    sens_settings = json.dumps(_without_fusion(json.loads(sens["_settings"])), sort_keys=True)
     for base in (r for r in rows if r["variant"] == "base"):
-      sens_settings = json.dumps(_without_fusion(json.loads(sens["_settings"])), sort_keys=True)
       if (base["domain"], base["backbone"], base["_settings"]) != (sens["domain"], sens["backbone"], sens_settings):
         continue
       common = sorted(set(base["seeds"]) & set(sens["seeds"]))
