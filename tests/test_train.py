@@ -136,6 +136,19 @@ def test_resume_refuses_other_settings_but_allows_more_epochs(tiny_data_file, tm
   assert [int(r["epoch"]) for r in _log(wd)] == [1, 2] and _metrics(wd)["epochs"] == 2
 
 
+def test_resume_accepts_a_fingerprint_from_before_a_setting_existed():
+  from aser_jax.train.loop import check_resume
+  current = {"backbone": "bsarec", "model": {"dropout": 0.5, "blend": "convex"}, "train": {"lr": 5e-4}}
+  older = {"backbone": "bsarec", "model": {"dropout": 0.5}, "train": {"lr": 5e-4}}  # written before `blend`
+  check_resume(older, current, "ckpt")  # convex is what the older version did
+  with pytest.raises(ValueError, match=r"model\.blend: None -> 'residual'"):
+    check_resume(older, {**current, "model": {"dropout": 0.5, "blend": "residual"}}, "ckpt")
+  with pytest.raises(ValueError, match=r"model\.blend: 'residual' -> 'convex'"):
+    check_resume({**older, "model": {"dropout": 0.5, "blend": "residual"}}, current, "ckpt")
+  with pytest.raises(ValueError, match=r"model\.dropout: None -> 0\.5"):  # only listed settings pass
+    check_resume({**older, "model": {"blend": "convex"}}, current, "ckpt")
+
+
 def test_log_csv_gets_its_header_back_after_an_early_kill(tmp_path):
   from aser_jax.train.loop import _resume_log
   header = ["epoch", "step", "loss"]

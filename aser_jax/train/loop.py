@@ -341,6 +341,15 @@ def bank_digest(bank) -> str:
   return h.hexdigest()[:16]
 
 
+# Settings added after run fingerprints were, with the value that does what older versions did: a
+# checkpoint whose fingerprint lacks one resumes when the current run keeps that value.
+_ADDED_SETTINGS = {"model.blend": "convex"}
+
+
+def _added_later(name: str, saved_has_it: bool, value) -> bool:
+  return not saved_has_it and name in _ADDED_SETTINGS and value == _ADDED_SETTINGS[name]
+
+
 def check_resume(saved: dict | None, current: dict, where) -> None:
   """Refuses to resume a checkpoint trained with other settings (a changed default or flag would
   otherwise silently mix two runs); checkpoints from before fingerprints only get a warning."""
@@ -351,7 +360,8 @@ def check_resume(saved: dict | None, current: dict, where) -> None:
   for key in sorted(set(saved) | set(current)):
     a, b = saved.get(key), current.get(key)
     if isinstance(a, dict) and isinstance(b, dict):
-      diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+      diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k) and not _added_later(f"{key}.{k}", k in a, b.get(k))]
     elif a != b:
       diffs.append(f"{key}: {a!r} -> {b!r}")
   if diffs:
