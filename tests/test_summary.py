@@ -271,14 +271,19 @@ def test_runs_ended_by_the_epoch_cap_are_marked(tmp_path):
   (patient / "metrics.json").write_text(json.dumps(m))
   _write(tmp_path / "sens_s0", 0, 0.061, 0.031, bank="b1", alpha=0.05, stopped_early=False)
   _write(tmp_path / "sens_s1", 1, 0.063, 0.033, bank="b1", alpha=0.05, stopped_early=True)
+  shorter = tmp_path / "sens_s2"  # resumed with a lower cap to end it: still the same setting, marked cut
+  _write(shorter, 2, 0.065, 0.035, bank="b1", alpha=0.05, stopped_early=False)
+  m = json.loads((shorter / "metrics.json").read_text())
+  m["train_config"]["epochs"] = 41
+  (shorter / "metrics.json").write_text(json.dumps(m))
   s = summarize(load_runs([tmp_path])[0])
   base, base67 = sorted((r for r in s["sets"] if r["variant"] == "base"), key=lambda r: len(r["seeds"]), reverse=True)
   (sens,) = [r for r in s["sets"] if r["variant"] == "sens"]
-  assert base["seeds"] == [0, 1, 2, 4] and base["cut"] == [1] and sens["cut"] == [0]
-  assert base67["seeds"] == [3] and base67["cut"] == [3]
-  assert s["pairs"][0]["seeds"] == [0, 1] and s["pairs"][0]["cut"] == [0, 1]
+  assert base["seeds"] == [0, 1, 2, 4] and base["cut"] == [1] and sens["cut"] == [0, 2]
+  assert base67["seeds"] == [3] and base67["cut"] == [3] and base67["label"] == "patience=10"
+  assert s["pairs"][0]["seeds"] == [0, 1, 2] and s["pairs"][0]["cut"] == [0, 1, 2]
   md = write_summary(s, [], tmp_path / "report").read_text()
-  assert "| 0,1*,2,4 |" in md and "| 3* |" in md and "| 0*,1 |" in md and "Seed*: the epoch cap ended that run" in md
+  assert "| 0,1*,2,4 |" in md and "| 3* |" in md and "| 0*,1,2* |" in md and "Seed*: the epoch cap ended that run" in md
   _write(tmp_path / "fresh" / "base_s0", 0, 0.06, 0.03, stopped_early=True)  # no cut run: no footnote
   md = write_summary(summarize(load_runs([tmp_path / "fresh"])[0]), [], tmp_path / "r2").read_text()
   assert "Seed*" not in md and "| 0 |" in md

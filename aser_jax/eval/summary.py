@@ -22,8 +22,9 @@ from aser_jax.models import registry
 from aser_jax.models.fusion import FUSION_SETTINGS
 from aser_jax.train.loop import TrainConfig
 
-# Settings that do not change what a run computes, so runs differing in them pool together.
-_NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes")
+# Settings that do not change what a run computes, so runs differing in them pool together. The
+# epoch cap and the time budget only say when a run may end; a run they ended is marked cut.
+_NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes", "epochs")
 _BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
 # Settings of the fusion alone: they change nothing in a Base run, so Base sets drop them and a
 # Sens set pairs with the Base set that matches it in everything else.
