@@ -133,6 +133,19 @@ def test_residual_blend_adds_the_sensory_vector_and_leaves_inactive_rows_alone()
     SensoryFusion(hidden=6, bank_dim=4, num_items=4, blend="gate").init(jax.random.key(0), e, method="fuse")
 
 
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "bsarec", "diff", "gru4rec"])
+def test_backbone_configs_refuse_fusion_settings_no_model_can_use(backbone):
+  from aser_jax.models import registry
+  cls = registry.config_class(backbone)
+  cls(rho0=0.3, blend="residual", fusion="late", dropout=0.0)  # valid, even without a bank
+  bad = [({"blend": "gate"}, "blend must be one of"), ({"fusion": "middle"}, "fusion must be one of"),
+         ({"rho0": 0.0}, "rho0 must lie strictly between 0 and 1"), ({"rho0": 1.5}, "rho0 must lie"),
+         ({"dropout": 1.0}, r"dropout must lie in \[0, 1\)"), ({"attn_dropout": -0.1}, "attn_dropout must lie")]
+  for kw, msg in bad:  # a Base config (bank_dim 0) refuses them too
+    with pytest.raises(ValueError, match=msg):
+      cls(**kw)
+
+
 def test_bank_is_not_a_parameter():
   bank = _bank()
   mod, params, _ = _fusion(bank)

@@ -115,3 +115,5 @@ def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path
   assert plain[1]["workdir"] == str(tmp_path / "runs" / f"sasrec_sens-{old_name}_seed0")
   with pytest.raises(ValueError, match="only the fusion's settings"):
     fusion_overrides(["hidden=128"])
+  with pytest.raises(ValueError, match="blend must be one of"):  # before any run of the grid starts
+    fusion_overrides(["blend=gate"])

@@ -28,9 +28,9 @@ import numpy as np
 
 from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.facets import EPS, FACETS
+from aser_jax.models.layers import BLENDS, FUSIONS
 
 BANK = "bank"  # variable collection holding the frozen constants
-BLENDS = ("convex", "residual")
 # Backbone settings that act only through the fusion: a Base model ignores them.
 FUSION_SETTINGS = ("fusion", "rho0", "blend")
 
@@ -116,8 +116,8 @@ class ItemTable(nn.Module):
 
   def setup(self):
     cfg = self.cfg
-    if cfg.fusion not in ("early", "late"):
-      raise ValueError(f"fusion must be 'early' or 'late', got {cfg.fusion!r}")
+    if cfg.fusion not in FUSIONS:
+      raise ValueError(f"fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
     self.id_emb = nn.Embed(self.num_items + 1, cfg.hidden, embedding_init=nn.initializers.normal(cfg.init_std),
                            name="id_emb")
     self.fusion = (SensoryFusion(cfg.hidden, cfg.bank_dim, self.num_items, cfg.rho0, cfg.init_std, cfg.blend,

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 
 MASK_VALUE = -10000.0
+FUSIONS = ("early", "late")
+BLENDS = ("convex", "residual")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,19 @@ class BackboneConfig:
   fusion: str = "early"  # "early": fused item table (ASER_SPEC §5); "late": blend into the user state
   rho0: float = 0.1  # initial sensory blend α
   blend: str = "convex"  # "convex": (1 − α) e + α s (ASER_SPEC §5); "residual": e + α s (extension)
+
+  def __post_init__(self):
+    """Refuses values no backbone can use, Base runs included: a mistyped fusion setting would
+    otherwise pass unnoticed in the Base run of a pair and fail only in its Sens run."""
+    if self.fusion not in FUSIONS:
+      raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+    if self.blend not in BLENDS:
+      raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
+    if not 0.0 < self.rho0 < 1.0:  # α = σ(a) starts at ρ0: a logit exists only inside (0, 1)
+      raise ValueError(f"rho0 must lie strictly between 0 and 1, got {self.rho0!r}")
+    for name in ("dropout", "attn_dropout"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
 
 
 def dense(features: int, cfg: BackboneConfig, name: str | None = None) -> nn.Dense:

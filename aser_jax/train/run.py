@@ -48,6 +48,7 @@ def fusion_overrides(pairs: list[str]) -> dict:
   other = sorted(set(out) - set(FUSION_SETTINGS))
   if other:
     raise ValueError(f"--sens_override takes only the fusion's settings {FUSION_SETTINGS}, not {other}")
+  BackboneConfig(**out)  # a bad value fails here, not after a grid's Base runs
   return out
 
 

@@ -38,6 +38,7 @@ class BERT4RecConfig(layers.BackboneConfig):
   loss: str = "mlm"  # "mlm" (the BERT4Rec paper) or "reference" (the reference repository's, module docstring)
 
   def __post_init__(self):
+    super().__post_init__()
     if self.loss not in ("mlm", "reference"):
       raise ValueError(f"BERT4Rec loss must be 'mlm' or 'reference', got {self.loss!r}")
 

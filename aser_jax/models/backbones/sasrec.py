@@ -30,6 +30,7 @@ class SASRecConfig(layers.BackboneConfig):
   loss: str = "bce"  # "bce", "bce_all" or "ce" (module docstring)
 
   def __post_init__(self):
+    super().__post_init__()
     if self.loss not in ("bce", "bce_all", "ce"):
       raise ValueError(f"SASRec loss must be 'bce', 'bce_all' or 'ce', got {self.loss!r}")
     if self.loss == "bce_all" and self.bank_dim and self.fusion == "late":
