@@ -287,3 +287,36 @@ def test_runs_ended_by_the_epoch_cap_are_marked(tmp_path):
   _write(tmp_path / "fresh" / "base_s0", 0, 0.06, 0.03, stopped_early=True)  # no cut run: no footnote
   md = write_summary(summarize(load_runs([tmp_path / "fresh"])[0]), [], tmp_path / "r2").read_text()
   assert "Seed*" not in md and "| 0 |" in md
+
+
+def test_tally_counts_only_pairs_at_the_preset_settings(tmp_path):
+  from aser_jax import configs
+  model, train = configs.paper_settings("sasrec", "beauty")
+
+  def preset_run(name, seed, hr, nd, **kw):
+    _write(tmp_path / name, seed, hr, nd, **kw)
+    m = json.loads((tmp_path / name / "metrics.json").read_text())
+    m["model_config"] = {**model, "bank_dim": m["model_config"]["bank_dim"]}
+    m["train_config"] = {**train, "seed": seed, "epochs": 7}  # the cap is a budget, not a setting
+    (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+
+  preset_run("base_s0", 0, 0.060, 0.030)
+  preset_run("base_s1", 1, 0.064, 0.034)
+  preset_run("sens_s0", 0, 0.058, 0.033, bank="b1", alpha=0.02)
+  preset_run("sens_s1", 1, 0.062, 0.035, bank="b1", alpha=0.02)
+  _write(tmp_path / "ce_base_s0", 0, 0.090, 0.050, loss="ce")  # off the preset: paired, not tallied
+  _write(tmp_path / "ce_sens_s0", 0, 0.099, 0.060, loss="ce", bank="b1", alpha=0.02)
+  s = summarize(load_runs([tmp_path])[0])
+  assert sorted((p["label"], p["preset"]) for p in s["pairs"]) == [("loss=bce_all", True), ("loss=ce", False)]
+  b, p = table6_reference("beauty", "sasrec", "base"), table6_reference("beauty", "sasrec", "sens")
+  t = s["tally"]
+  assert t["pairs"] == 1 and t["HR@10"]["better"] == 0 and t["NDCG@10"]["better"] == 1
+  assert t["HR@10"]["mean_gain"] == pytest.approx(0.120 / 0.124 - 1)
+  assert t["NDCG@10"]["mean_gain"] == pytest.approx(0.068 / 0.064 - 1)
+  assert t["NDCG@10"]["paper_mean_gain"] == pytest.approx(p["NDCG@10"] / b["NDCG@10"] - 1)
+  md = write_summary(s, [], tmp_path / "report").read_text()
+  assert "| beauty | sasrec | b1 | preset, loss=bce_all | 0,1 |" in md and "| b1 | loss=ce | 0 |" in md
+  assert "Preset pairs (1): HR@10: Sens > Base in 0 of 1, mean gain -3.2%" in md
+  s = summarize(load_runs([tmp_path / "ce_base_s0", tmp_path / "ce_sens_s0"])[0])
+  assert s["tally"] is None and len(s["pairs"]) == 1
+  assert "No pair ran at the preset settings" in write_summary(s, [], tmp_path / "r2").read_text()

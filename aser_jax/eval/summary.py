@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aser_jax import configs
 from aser_jax.eval.paper_tables import METRIC_ORDER, table6_reference
 from aser_jax.eval.significance import paired_comparison
 from aser_jax.models import registry
@@ -98,21 +99,28 @@ def _read_run(path: Path) -> dict | None:
     model_cls = registry.config_class(m["backbone"])
   except KeyError:  # a backbone this version does not know: its config as recorded
     model_cls = None
-  train = {k: v for k, v in _with_defaults(m["train_config"], TrainConfig).items() if k not in _NOT_SETTINGS}
   sens = m.get("sensory_alpha") is not None
   bank = m.get("bank")
   if sens and bank is None:  # written before metrics.json named its bank: never pooled with others
     bank = f"unknown ({path.parent.name})"
-  model = {k: v for k, v in _with_defaults(m["model_config"], model_cls).items() if k not in _BANK_DERIVED}
-  settings = {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
-  if not sens:
-    settings = _without_fusion(settings)
+  settings = _settings(m["model_config"], m["train_config"], model_cls, sens)
+  preset = settings == _settings(*configs.paper_settings(m["backbone"], m["data"]), model_cls, sens)
   domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
           "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
+          "preset": preset,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
           "cut": _stopped_early(m) is False,
           "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
+
+
+def _settings(model_config: dict, train_config: dict, model_cls, sens: bool) -> dict:
+  """The settings that make a run what it is, as `model.x` / `train.x`; a Base run's without the
+  fusion's own."""
+  train = {k: v for k, v in _with_defaults(train_config, TrainConfig).items() if k not in _NOT_SETTINGS}
+  model = {k: v for k, v in _with_defaults(model_config, model_cls).items() if k not in _BANK_DERIVED}
+  settings = {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
+  return settings if sens else _without_fusion(settings)
 
 
 def _without_fusion(settings: dict) -> dict:
@@ -175,7 +183,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
            "alpha": float(np.mean([r["alpha"] for r in members])) if variant == "sens" else None,
            "shared_energy": (float(np.mean([r["shared"] for r in members]))
                              if variant == "sens" and all(r["shared"] is not None for r in members) else None),
-           "_settings": settings_json}
+           "preset": members[0]["preset"], "_settings": settings_json}
     paper = None if domain.endswith("(SYNTHETIC)") else table6_reference(domain, backbone, variant)
     if paper is not None:
       gap = {m: row["mean"][m] / paper[m] - 1 for m in HEADLINE}
@@ -199,7 +207,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       paper_s = table6_reference(sens["domain"], sens["backbone"], "sens")
       runs = lambda row: [row["runs"][row["seeds"].index(s)] for s in common]
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
-                    "label": sens["label"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
+                    "label": sens["label"], "preset": base["preset"] and sens["preset"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
                     "cut": [s for s in common if s in base["cut"] or s in sens["cut"]],
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
                            "base_by_seed": pick(base, m), "sens_by_seed": pick(sens, m),
@@ -207,7 +215,22 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
                        for m, c in comps.items()}})
   for r in rows:
     del r["_settings"]
-  return {"tolerance": tolerance, "sets": rows, "pairs": pairs}
+  return {"tolerance": tolerance, "sets": rows, "pairs": pairs, "tally": _tally([p for p in pairs if p["preset"]])}
+
+
+def _tally(pairs: list[dict]) -> dict | None:
+  """How many preset pairs Sens improves, and the mean gain, beside the paper's gains on the same
+  (domain, backbone) pairs: the paper's headline claim (table 6), asked of our runs."""
+  if not pairs:
+    return None
+  out = {"pairs": len(pairs)}
+  for m in HEADLINE:
+    gains = np.array([p[m]["gain"] for p in pairs])
+    paper = np.array([p[m]["paper_gain"] for p in pairs if p[m]["paper_gain"] is not None])
+    out[m] = {"better": int((gains > 0).sum()), "mean_gain": float(gains.mean()),
+              "paper_pairs": int(paper.size), "paper_better": int((paper > 0).sum()),
+              "paper_mean_gain": float(paper.mean()) if paper.size else float("nan")}
+  return out
 
 
 def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
@@ -244,7 +267,7 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
       targets = targets_of[data]
       if targets.max() >= active_items.shape[0]:
         raise ValueError(f"{path}: bank has {bank.num_items} items but {data} has item {targets.max()}")
-      head = {k: pair[k] for k in ("domain", "backbone", "bank", "label", "seeds")}
+      head = {k: pair[k] for k in ("domain", "backbone", "bank", "label", "preset", "seeds")}
       missing = [str(Path(d) / "test_ranks.npy") for v in ("base", "sens") for d in pair[f"{v}_runs"]
                  if not (Path(d) / "test_ranks.npy").exists()]
       if missing:
@@ -309,26 +332,26 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
               f"{_seeds(r['seeds'], r['cut'])} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} | {fusion} |")
   if summary["pairs"]:
     md += ["", "## Base vs Sens, paired over shared seeds", "",
-           "| domain | backbone | bank | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
-           "paper gain HR@10 / NDCG@10 |", "|---|---|---|---|---|---|---|"]
+           "| domain | backbone | bank | settings | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
+           "paper gain HR@10 / NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
     for p in summary["pairs"]:
       cells = [f"{p[m]['base']:.4f} → {p[m]['sens']:.4f} ({p[m]['gain']:+.1%}, p={p[m]['p']:.3f})" for m in HEADLINE]
       paper = " / ".join(f"{p[m]['paper_gain']:+.1%}" for m in HEADLINE) if p["HR@10"]["paper_gain"] is not None else "-"
-      md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {_seeds(p['seeds'], p['cut'])} | "
-                f"{cells[0]} | {cells[1]} | {paper} |")
+      md.append(f"| {p['domain']} | {p['backbone']} | {p['bank']} | {_pair_settings(p)} | "
+                f"{_seeds(p['seeds'], p['cut'])} | {cells[0]} | {cells[1]} | {paper} |")
+    md += ["", *_tally_lines(summary.get("tally"))]
   if summary.get("target_splits"):
     md += ["", "## Base vs Sens by the test target: active facet in the bank, or none", "",
-           "| domain | backbone | bank | seeds | target | users | HR@10 Base → Sens (gain, p, p users) | "
-           "NDCG@10 Base → Sens (gain, p, p users) |", "|---|---|---|---|---|---|---|---|"]
+           "| domain | backbone | bank | settings | seeds | target | users | HR@10 Base → Sens (gain, p, p users) | "
+           "NDCG@10 Base → Sens (gain, p, p users) |", "|---|---|---|---|---|---|---|---|---|"]
     for t in summary["target_splits"]:
+      head = f"| {t['domain']} | {t['backbone']} | {t['bank']} | {_pair_settings(t)} | {','.join(map(str, t['seeds']))} |"
       if t.get("skipped"):
-        md.append(f"| {t['domain']} | {t['backbone']} | {t['bank']} | {','.join(map(str, t['seeds']))} | "
-                  f"skipped | - | {t['skipped']} | - |")
+        md.append(f"{head} skipped | - | {t['skipped']} | - |")
       for name, g in t["groups"].items():
         cells = [f"{g[m]['base']:.4f} → {g[m]['sens']:.4f} ({g[m]['gain']:+.1%}, p={g[m]['p']:.3f}, "
                  f"{g[m]['p_users']:.2g})" for m in HEADLINE]
-        md.append(f"| {t['domain']} | {t['backbone']} | {t['bank']} | {','.join(map(str, t['seeds']))} | {name} | "
-                  f"{g['users']:,} | {cells[0]} | {cells[1]} |")
+        md.append(f"{head} {name} | {g['users']:,} | {cells[0]} | {cells[1]} |")
   if any(r["cut"] for r in summary["sets"]):
     md += ["", "Seed*: the epoch cap ended that run, not early stopping (metrics.json `stopped_early` is "
            "false), so it may not have converged."]
@@ -353,6 +376,24 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
   if summary["pairs"]:
     _pair_bars(summary["pairs"], out / "pairs.png")
   return out / "summary.md"
+
+
+def _pair_settings(pair: dict) -> str:
+  """A pair's settings cell: its label, and "preset" when both runs used train_recommender.py's
+  settings for that data without overrides (the paper's presets and the spec's fusion)."""
+  return ", ".join(s for s in ("preset" if pair.get("preset") else "", pair["label"]) if s) or "-"
+
+
+def _tally_lines(tally: dict | None) -> list[str]:
+  if tally is None:
+    return ["No pair ran at the preset settings on both sides, so there is no tally against the paper's."]
+  parts = []
+  for m in HEADLINE:
+    t = tally[m]
+    paper = (f"the paper's table 6 on the same {t['paper_pairs']}: {t['paper_better']} better, mean "
+             f"{t['paper_mean_gain']:+.1%}" if t["paper_pairs"] else "no paper row for these")
+    parts.append(f"{m}: Sens > Base in {t['better']} of {tally['pairs']}, mean gain {t['mean_gain']:+.1%} ({paper})")
+  return [f"Preset pairs ({tally['pairs']}): " + "; ".join(parts) + "."]
 
 
 def _seeds(seeds: list, cut: list) -> str:
