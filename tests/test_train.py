@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,3 +175,18 @@ def test_log_csv_gets_its_header_back_after_an_early_kill(tmp_path):
     with open(path, "a", newline="") as f:
       csv.writer(f).writerow([2, 20, "0.4"])
     assert [r["epoch"] for r in _log(tmp_path)] == [*before, "2"]
+
+
+def test_overrides_take_the_field_types_and_name_a_bad_value():
+  from aser_jax.models import registry
+  from aser_jax.train.run import parse_overrides
+  cls = registry.config_class("diff")
+  got = parse_overrides(["freeze_attributes=True", "lam=0.5", "c=3", "side_fusion=gate", "rho0=0.2"], cls)
+  assert got == {"freeze_attributes": True, "lam": 0.5, "c": 3, "side_fusion": "gate", "rho0": 0.2}
+  assert type(got["lam"]) is float and type(got["c"]) is int
+  assert parse_overrides(["freeze_attributes=no"], cls) == {"freeze_attributes": False}
+  for pair, msg in [("freeze_attributes=maybe", "freeze_attributes takes true or false"),
+                    ("c=1.5", "c takes an integer, got '1.5'"), ("lam=abc", "lam takes a number, got 'abc'"),
+                    ("lam", "expected key=value"), ("colour=red", "expected key=value")]:
+    with pytest.raises(ValueError, match=re.escape(f"--override {pair!r}") + ".*" + re.escape(msg)):
+      parse_overrides([pair], cls)

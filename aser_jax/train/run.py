@@ -30,12 +30,21 @@ def parse_overrides(pairs: list[str], cfg_cls) -> dict:
       raise ValueError(f"--override {pair!r}: expected key=value with key in {sorted(fields)}")
     default = getattr(cfg_cls(), key)
     if isinstance(default, bool):
-      out[key] = raw.lower() in ("1", "true", "yes")
+      if raw.lower() not in _TRUE + _FALSE:
+        raise ValueError(f"--override {pair!r}: {key} takes true or false")
+      out[key] = raw.lower() in _TRUE
     elif isinstance(default, (int, float, str)):
-      out[key] = type(default)(raw)
+      try:
+        out[key] = type(default)(raw)
+      except ValueError:
+        raise ValueError(f"--override {pair!r}: {key} takes {_KINDS[type(default)]}, got {raw!r}") from None
     else:
       out[key] = raw
   return out
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 
 def fusion_overrides(pairs: list[str]) -> dict:
