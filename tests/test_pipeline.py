@@ -117,3 +117,5 @@ def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path
     fusion_overrides(["hidden=128"])
   with pytest.raises(ValueError, match="blend must be one of"):  # before any run of the grid starts
     fusion_overrides(["blend=gate"])
+  with pytest.raises(ValueError, match="--sens_override 'rho0=big': rho0 takes a number"):
+    fusion_overrides(["rho0=big"])

@@ -20,24 +20,24 @@ from aser_jax.models.backbones.side import find_attribute_file, load_side
 from aser_jax.train.loop import TrainConfig, train_and_evaluate
 
 
-def parse_overrides(pairs: list[str], cfg_cls) -> dict:
+def parse_overrides(pairs: list[str], cfg_cls, flag: str = "--override") -> dict:
   """Turns `["key=value", ...]` into typed config overrides (types taken from `cfg_cls`)."""
   fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
   out = {}
   for pair in pairs:
     key, sep, raw = pair.partition("=")
     if not sep or key not in fields:
-      raise ValueError(f"--override {pair!r}: expected key=value with key in {sorted(fields)}")
+      raise ValueError(f"{flag} {pair!r}: expected key=value with key in {sorted(fields)}")
     default = getattr(cfg_cls(), key)
     if isinstance(default, bool):
       if raw.lower() not in _TRUE + _FALSE:
-        raise ValueError(f"--override {pair!r}: {key} takes true or false")
+        raise ValueError(f"{flag} {pair!r}: {key} takes true or false")
       out[key] = raw.lower() in _TRUE
     elif isinstance(default, (int, float, str)):
       try:
         out[key] = type(default)(raw)
       except ValueError:
-        raise ValueError(f"--override {pair!r}: {key} takes {_KINDS[type(default)]}, got {raw!r}") from None
+        raise ValueError(f"{flag} {pair!r}: {key} takes {_KINDS[type(default)]}, got {raw!r}") from None
     else:
       out[key] = raw
   return out
@@ -53,7 +53,7 @@ def fusion_overrides(pairs: list[str]) -> dict:
   from aser_jax.models.fusion import FUSION_SETTINGS
   from aser_jax.models.layers import BackboneConfig
 
-  out = parse_overrides(pairs, BackboneConfig)
+  out = parse_overrides(pairs, BackboneConfig, "--sens_override")
   other = sorted(set(out) - set(FUSION_SETTINGS))
   if other:
     raise ValueError(f"--sens_override takes only the fusion's settings {FUSION_SETTINGS}, not {other}")
