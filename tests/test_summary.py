@@ -303,7 +303,7 @@ def test_tally_counts_only_pairs_at_the_preset_settings(tmp_path):
   preset_run("base_s0", 0, 0.060, 0.030)
   preset_run("base_s1", 1, 0.064, 0.034)
   preset_run("sens_s0", 0, 0.058, 0.033, bank="b1", alpha=0.02)
-  preset_run("sens_s1", 1, 0.062, 0.035, bank="b1", alpha=0.02)
+  preset_run("sens_s1", 1, 0.062, 0.035, bank="b1", alpha=0.02, stopped_early=False)  # cut by the cap
   _write(tmp_path / "ce_base_s0", 0, 0.090, 0.050, loss="ce")  # off the preset: paired, not tallied
   _write(tmp_path / "ce_sens_s0", 0, 0.099, 0.060, loss="ce", bank="b1", alpha=0.02)
   s = summarize(load_runs([tmp_path])[0])
@@ -315,8 +315,16 @@ def test_tally_counts_only_pairs_at_the_preset_settings(tmp_path):
   assert t["NDCG@10"]["mean_gain"] == pytest.approx(0.068 / 0.064 - 1)
   assert t["NDCG@10"]["paper_mean_gain"] == pytest.approx(p["NDCG@10"] / b["NDCG@10"] - 1)
   md = write_summary(s, [], tmp_path / "report").read_text()
-  assert "| beauty | sasrec | b1 | preset, loss=bce_all | 0,1 |" in md and "| b1 | loss=ce | 0 |" in md
+  assert "| beauty | sasrec | b1 | preset, loss=bce_all | 0,1* |" in md and "| b1 | loss=ce | 0 |" in md
   assert "Preset pairs (1): HR@10: Sens > Base in 0 of 1, mean gain -3.2%" in md
+  u = t["uncut"]  # the same tally over seed 0 alone
+  assert u["pairs"] == 1 and u["HR@10"]["mean_gain"] == pytest.approx(0.058 / 0.060 - 1)
+  assert u["NDCG@10"]["mean_gain"] == pytest.approx(0.033 / 0.030 - 1) and u["NDCG@10"]["better"] == 1
+  assert "Without the seeds the epoch cap ended (starred): 1 pair: HR@10: Sens > Base in 0 of 1, mean gain -3.3%" in md
+  preset_run("toys_base_s0", 0, 0.07, 0.04, data="toys", stopped_early=False)  # a pair with only cut seeds
+  preset_run("toys_sens_s0", 0, 0.06, 0.03, data="toys", bank="b2", alpha=0.02)
+  t = summarize(load_runs([tmp_path])[0])["tally"]
+  assert t["pairs"] == 2 and t["uncut"]["pairs"] == 1 and t["uncut"]["HR@10"]["better"] == 0
   s = summarize(load_runs([tmp_path / "ce_base_s0", tmp_path / "ce_sens_s0"])[0])
   assert s["tally"] is None and len(s["pairs"]) == 1
   assert "No pair ran at the preset settings" in write_summary(s, [], tmp_path / "r2").read_text()

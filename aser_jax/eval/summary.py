@@ -215,7 +215,23 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
                        for m, c in comps.items()}})
   for r in rows:
     del r["_settings"]
-  return {"tolerance": tolerance, "sets": rows, "pairs": pairs, "tally": _tally([p for p in pairs if p["preset"]])}
+  preset = [p for p in pairs if p["preset"]]
+  tally = _tally(preset)
+  if tally is not None and any(p["cut"] for p in preset):
+    tally["uncut"] = _tally([q for q in map(_uncut, preset) if q is not None])
+  return {"tolerance": tolerance, "sets": rows, "pairs": pairs, "tally": tally}
+
+
+def _uncut(pair: dict) -> dict | None:
+  """`pair` over its shared seeds that no epoch cap ended (None when none is left)."""
+  keep = [i for i, s in enumerate(pair["seeds"]) if s not in pair["cut"]]
+  if not keep:
+    return None
+  out = {**pair, "seeds": [pair["seeds"][i] for i in keep], "cut": []}
+  for m in HEADLINE:
+    c = paired_comparison(*([pair[m][f"{v}_by_seed"][i] for i in keep] for v in ("base", "sens")))
+    out[m] = {**pair[m], "base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p}
+  return out
 
 
 def _tally(pairs: list[dict]) -> dict | None:
@@ -387,13 +403,21 @@ def _pair_settings(pair: dict) -> str:
 def _tally_lines(tally: dict | None) -> list[str]:
   if tally is None:
     return ["No pair ran at the preset settings on both sides, so there is no tally against the paper's."]
-  parts = []
-  for m in HEADLINE:
-    t = tally[m]
-    paper = (f"the paper's table 6 on the same {t['paper_pairs']}: {t['paper_better']} better, mean "
-             f"{t['paper_mean_gain']:+.1%}" if t["paper_pairs"] else "no paper row for these")
-    parts.append(f"{m}: Sens > Base in {t['better']} of {tally['pairs']}, mean gain {t['mean_gain']:+.1%} ({paper})")
-  return [f"Preset pairs ({tally['pairs']}): " + "; ".join(parts) + "."]
+
+  def line(t: dict) -> str:
+    parts = []
+    for m in HEADLINE:
+      paper = (f"the paper's table 6 on the same {t[m]['paper_pairs']}: {t[m]['paper_better']} better, mean "
+               f"{t[m]['paper_mean_gain']:+.1%}" if t[m]["paper_pairs"] else "no paper row for these")
+      parts.append(f"{m}: Sens > Base in {t[m]['better']} of {t['pairs']}, mean gain {t[m]['mean_gain']:+.1%} ({paper})")
+    return "; ".join(parts)
+
+  out = [f"Preset pairs ({tally['pairs']}): {line(tally)}."]
+  if "uncut" in tally:
+    rest = tally["uncut"]
+    out.append("Without the seeds the epoch cap ended (starred): " + (
+        f"{rest['pairs']} pair{'s' if rest['pairs'] > 1 else ''}: {line(rest)}." if rest else "no pair is left."))
+  return out
 
 
 def _seeds(seeds: list, cut: list) -> str:
