@@ -207,7 +207,8 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
       paper_s = table6_reference(sens["domain"], sens["backbone"], "sens")
       runs = lambda row: [row["runs"][row["seeds"].index(s)] for s in common]
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
-                    "label": sens["label"], "preset": base["preset"] and sens["preset"], "seeds": common, "base_runs": runs(base), "sens_runs": runs(sens),
+                    "label": sens["label"], "preset": base["preset"] and sens["preset"], "seeds": common,
+                    "base_runs": runs(base), "sens_runs": runs(sens),
                     "cut": [s for s in common if s in base["cut"] or s in sens["cut"]],
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
                            "base_by_seed": pick(base, m), "sens_by_seed": pick(sens, m),
@@ -348,8 +349,8 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
               f"{_seeds(r['seeds'], r['cut'])} | {cells[0]} | {cells[1]} | {paper} | {gap} | {within} | {fusion} |")
   if summary["pairs"]:
     md += ["", "## Base vs Sens, paired over shared seeds", "",
-           "| domain | backbone | bank | settings | seeds | HR@10 Base → Sens (gain, p) | NDCG@10 Base → Sens (gain, p) | "
-           "paper gain HR@10 / NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
+           "| domain | backbone | bank | settings | seeds | HR@10 Base → Sens (gain, p) | "
+           "NDCG@10 Base → Sens (gain, p) | paper gain HR@10 / NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
     for p in summary["pairs"]:
       cells = [f"{p[m]['base']:.4f} → {p[m]['sens']:.4f} ({p[m]['gain']:+.1%}, p={p[m]['p']:.3f})" for m in HEADLINE]
       paper = " / ".join(f"{p[m]['paper_gain']:+.1%}" for m in HEADLINE) if p["HR@10"]["paper_gain"] is not None else "-"
@@ -358,10 +359,12 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
     md += ["", *_tally_lines(summary.get("tally"))]
   if summary.get("target_splits"):
     md += ["", "## Base vs Sens by the test target: active facet in the bank, or none", "",
-           "| domain | backbone | bank | settings | seeds | target | users | HR@10 Base → Sens (gain, p, p users) | "
-           "NDCG@10 Base → Sens (gain, p, p users) |", "|---|---|---|---|---|---|---|---|---|"]
+           "| domain | backbone | bank | settings | seeds | target | users | "
+           "HR@10 Base → Sens (gain, p, p users) | NDCG@10 Base → Sens (gain, p, p users) |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for t in summary["target_splits"]:
-      head = f"| {t['domain']} | {t['backbone']} | {t['bank']} | {_pair_settings(t)} | {','.join(map(str, t['seeds']))} |"
+      head = (f"| {t['domain']} | {t['backbone']} | {t['bank']} | {_pair_settings(t)} | "
+              f"{','.join(map(str, t['seeds']))} |")
       if t.get("skipped"):
         md.append(f"{head} skipped | - | {t['skipped']} | - |")
       for name, g in t["groups"].items():
@@ -409,7 +412,8 @@ def _tally_lines(tally: dict | None) -> list[str]:
     for m in HEADLINE:
       paper = (f"the paper's table 6 on the same {t[m]['paper_pairs']}: {t[m]['paper_better']} better, mean "
                f"{t[m]['paper_mean_gain']:+.1%}" if t[m]["paper_pairs"] else "no paper row for these")
-      parts.append(f"{m}: Sens > Base in {t[m]['better']} of {t['pairs']}, mean gain {t[m]['mean_gain']:+.1%} ({paper})")
+      parts.append(f"{m}: Sens > Base in {t[m]['better']} of {t['pairs']}, "
+                   f"mean gain {t[m]['mean_gain']:+.1%} ({paper})")
     return "; ".join(parts)
 
   out = [f"Preset pairs ({tally['pairs']}): {line(tally)}."]
