@@ -225,7 +225,7 @@ def test_pairs_split_by_the_test_targets_facets(tmp_path):
   assert on["HR@10"]["base"] == pytest.approx(0.5) and on["HR@10"]["sens"] == pytest.approx(1.0)
   assert off["NDCG@10"]["base"] == off["NDCG@10"]["sens"] == 1.0 and off["NDCG@10"]["gain"] == 0.0
   md = write_summary(s, [], tmp_path / "report").read_text()
-  assert f"| active facet | {active.sum():,} | 0.5000 → 1.0000 (+100.0%, p=0.500, nan) |" in md
+  assert f"| 0,1 | active facet | {active.sum():,} | 0.5000 → 1.0000 (+100.0%, p=0.500, nan) |" in md
 
   (tmp_path / "runs" / "base_s0" / "test_ranks.npy").rename(tmp_path / "ranks0.npy")
   (skipped,) = add_target_splits(summarize(load_runs([tmp_path / "runs"])[0]), [tmp_path / "bank.npz"])["target_splits"]

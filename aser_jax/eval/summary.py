@@ -284,7 +284,7 @@ def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
       targets = targets_of[data]
       if targets.max() >= active_items.shape[0]:
         raise ValueError(f"{path}: bank has {bank.num_items} items but {data} has item {targets.max()}")
-      head = {k: pair[k] for k in ("domain", "backbone", "bank", "label", "preset", "seeds")}
+      head = {k: pair[k] for k in ("domain", "backbone", "bank", "label", "preset", "seeds", "cut")}
       missing = [str(Path(d) / "test_ranks.npy") for v in ("base", "sens") for d in pair[f"{v}_runs"]
                  if not (Path(d) / "test_ranks.npy").exists()]
       if missing:
@@ -364,7 +364,7 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
            "|---|---|---|---|---|---|---|---|---|"]
     for t in summary["target_splits"]:
       head = (f"| {t['domain']} | {t['backbone']} | {t['bank']} | {_pair_settings(t)} | "
-              f"{','.join(map(str, t['seeds']))} |")
+              f"{_seeds(t['seeds'], t['cut'])} |")
       if t.get("skipped"):
         md.append(f"{head} skipped | - | {t['skipped']} | - |")
       for name, g in t["groups"].items():
