@@ -148,6 +148,10 @@ def test_resume_accepts_a_fingerprint_from_before_a_setting_existed():
     check_resume({**older, "model": {"dropout": 0.5, "blend": "residual"}}, current, "ckpt")
   with pytest.raises(ValueError, match=r"model\.dropout: None -> 0\.5"):  # only listed settings pass
     check_resume({**older, "model": {"blend": "convex"}}, current, "ckpt")
+  bert = {"backbone": "bert4rec", "model": {"dropout": 0.2, "loss": "mlm"}}  # BERT4Rec's loss came later
+  check_resume({**bert, "model": {"dropout": 0.2}}, bert, "ckpt")
+  with pytest.raises(ValueError, match=r"model\.loss: None -> 'mlm'"):  # for BERT4Rec only
+    check_resume({**bert, "backbone": "sasrec", "model": {"dropout": 0.2}}, {**bert, "backbone": "sasrec"}, "ckpt")
 
 
 def test_log_csv_gets_its_header_back_after_an_early_kill(tmp_path):

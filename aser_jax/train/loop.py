@@ -341,13 +341,19 @@ def bank_digest(bank) -> str:
   return h.hexdigest()[:16]
 
 
-# Settings added after run fingerprints were, with the value that does what older versions did: a
-# checkpoint whose fingerprint lacks one resumes when the current run keeps that value.
-_ADDED_SETTINGS = {"model.blend": "convex"}
+# Settings added after run fingerprints were, by (backbone or "*", setting), with the value that does
+# what older versions did: a checkpoint whose fingerprint lacks one resumes when the run keeps it.
+_ADDED_SETTINGS = {("*", "model.blend"): "convex", ("bert4rec", "model.loss"): "mlm"}
 
 
-def _added_later(name: str, saved_has_it: bool, value) -> bool:
-  return not saved_has_it and name in _ADDED_SETTINGS and value == _ADDED_SETTINGS[name]
+def _added_later(backbone: str, name: str, saved_has_it: bool, value) -> bool:
+  if saved_has_it:
+    return False
+  old = _ADDED_SETTINGS.get((backbone, name), _ADDED_SETTINGS.get(("*", name), _MISSING))
+  return old is not _MISSING and value == old
+
+
+_MISSING = object()
 
 
 def check_resume(saved: dict | None, current: dict, where) -> None:
@@ -361,7 +367,7 @@ def check_resume(saved: dict | None, current: dict, where) -> None:
     a, b = saved.get(key), current.get(key)
     if isinstance(a, dict) and isinstance(b, dict):
       diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-                if a.get(k) != b.get(k) and not _added_later(f"{key}.{k}", k in a, b.get(k))]
+                if a.get(k) != b.get(k) and not _added_later(current.get("backbone"), f"{key}.{k}", k in a, b.get(k))]
     elif a != b:
       diffs.append(f"{key}: {a!r} -> {b!r}")
   if diffs:
