@@ -47,10 +47,8 @@ def real_sentences(n_per_file: int = 148, n_long: int = 4) -> list[str]:
   return texts + sorted(food_reviews, key=len)[-n_long:]
 
 
-def test_minilm_path_is_a_hf_directory():
-  path = _minilm_dir()
-  for name in ("config.json", "model.safetensors", "tokenizer.json"):
-    assert (path / name).is_file()
+def test_minilm_dir_has_the_tokenizer_beside_the_weights():
+  assert (_minilm_dir() / "tokenizer.json").is_file()  # the loader itself checks config and weights
 
 
 def test_tokenizer_offsets_point_at_the_words():

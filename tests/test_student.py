@@ -1,6 +1,7 @@
 """Facet-aware student (ASER_SPEC §3): losses against NumPy, noisy-or / pooling edge cases, a tiny
 end-to-end training run with resume, and the single-vector baseline."""
 
+import dataclasses
 import json
 
 import jax
@@ -192,7 +193,6 @@ def test_facet_student_forward_and_training_lowers_loss(tiny_corpus):
   out = model.apply({"params": params}, {k: batch[k] for k in MODEL_KEYS})
   assert out["p"].shape == (8, 32, Fn) and out["e"].shape == (8, Fn, 6) and out["pol"].shape == (8, Fn, 3)
   assert np.all(np.asarray(out["p"]) * (1 - batch["content"][..., None]) == 0)  # no evidence outside content
-  # The domain-token dropout rewrites [DOM_*] to [DOM_unk] only in training.
   cfg = StudentTrainConfig(lr_encoder=1e-3, lr_heads=1e-2)
   tx = make_optimizer(cfg, 40)
   step = jax.jit(make_train_step(model, tx, 0, "facet"))
@@ -202,6 +202,37 @@ def test_facet_student_forward_and_training_lowers_loss(tiny_corpus):
     state, m = step(state, batch, jax.random.key(3))
     losses.append(float(m["loss"]))
   assert losses[-1] < losses[0] and np.isfinite(losses).all()
+
+
+def test_domain_dropout_swaps_token_and_adapter_in_training_only():
+  """[DOM_d] becomes [DOM_unk] and adapter d the unk adapter (index num_domains), together, and
+  only when training; other tokens never change."""
+  import flax.linen as nn
+
+  cfg = S.StudentConfig(num_domains=2, domain_token_ids=(5, 6), unk_domain_token_id=7, adapter_dim=2,
+                        domain_dropout=1.0)
+
+  class Probe(nn.Module):
+    @nn.compact
+    def __call__(self, batch, train):
+      return S._encode(self, lambda ids, mask, train: jax.nn.one_hot(ids, 8), cfg, batch, train)
+
+  batch = {"input_ids": jnp.array([[1, 5, 2, 6], [6, 3, 5, 0]]), "attention_mask": jnp.ones((2, 4), jnp.int32),
+           "domain": jnp.array([0, 1])}
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  params = Probe().init(rngs, batch, True)["params"]
+  params["adapter"]["b2"] = jnp.arange(3.0)[:, None] * jnp.ones((3, 8)) * 10  # adapter k adds 10 k
+  run = lambda b, train: Probe().apply({"params": params}, b, train, rngs={"dropout": jax.random.key(2)})
+  eval_out = np.asarray(run(batch, False))
+  np.testing.assert_array_equal(eval_out.argmax(-1), np.asarray(batch["input_ids"]))
+  np.testing.assert_array_equal(eval_out.max(-1), [[1 + 0] * 4, [1 + 10] * 4])  # adapters 0 and 1
+  train_out = np.asarray(run(batch, True))
+  np.testing.assert_array_equal(train_out.argmax(-1), [[1, 7, 2, 7], [7, 3, 7, 0]])
+  np.testing.assert_array_equal(train_out.max(-1), np.full((2, 4), 1 + 20))  # the unk adapter, index 2
+  ids, dom = S._drop_domain(dataclasses.replace(cfg, domain_dropout=0.0), batch["input_ids"], batch["domain"],
+                            jax.random.key(3))
+  np.testing.assert_array_equal(ids, batch["input_ids"])
+  np.testing.assert_array_equal(dom, batch["domain"])
 
 
 def test_token_bias_init_sets_the_initial_presence(tiny_corpus):
