@@ -444,9 +444,10 @@ def _pair_bars(pairs: list[dict], path: Path) -> None:
       for i, p in enumerate(pairs):
         seeds = p[m][f"{variant}_by_seed"]
         ax.plot(np.full(len(seeds), i + shift), seeds, "k.", markersize=4)
-    ax.set_xticks(x, [f"{p['domain']}\n{p['backbone']}\n" + "".join(f"{part}\n" for part in p["label"].split(", ") if part)
-                      + f"{p[m]['gain']:+.1%}, " + (f"p={p[m]['p']:.2f}" if p[m]["p"] == p[m]["p"] else "1 seed")
-                      for p in pairs], fontsize=7)
+    settings = ["".join(f"{part}\n" for part in p["label"].split(", ") if part) for p in pairs]
+    ax.set_xticks(x, [f"{p['domain']}\n{p['backbone']}\n{s}{p[m]['gain']:+.1%}, "
+                      + (f"p={p[m]['p']:.2f}" if p[m]["p"] == p[m]["p"] else "1 seed")
+                      for p, s in zip(pairs, settings)], fontsize=7)
     ax.set_title(f"test {m}, Base vs Sens (dots: seeds)")
     ax.legend(fontsize=8)
   fig.tight_layout()
