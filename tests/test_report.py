@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from aser_jax.eval.paper_tables import table6_reference
 from aser_jax.eval.report import cold_start_report, table6
 from aser_jax.eval.significance import cold_start_buckets, facet_target_split, paired_comparison
 
@@ -48,9 +49,17 @@ def test_table6_files(tmp_path):
   md = table6(runs, tmp_path).read_text()
   assert "| beauty | sasrec | Sens (n=2) | 0.0605" in md and "+21.0%" in md
   assert "(+6.7%) | 0.030 |" in md  # NDCG gain, then the mean learned α
-  assert "| grocery | sasrec | Base (n=1) | 0.0700 | 0.0400 |" in md and md.count("Sens") == 1
+  assert "| grocery | sasrec | Base (n=1) | 0.0700 | 0.0400 |" in md and md.count("| Sens (") == 1
   assert (tmp_path / "table6.png").stat().st_size > 1000
   assert (tmp_path / "table6.csv").read_text().count("\n") == 4
+  b, s = table6_reference("beauty", "sasrec", "base"), table6_reference("beauty", "sasrec", "sens")
+  assert (f"HR@10: Sens > Base in 1 of 1 pairs, mean gain +21.0% (the paper on the 1 it reports: 1 better, "
+          f"{s['HR@10'] / b['HR@10'] - 1:+.1%})") in md
+  assert "NDCG@10: Sens > Base in 1 of 1 pairs, mean gain +6.7%" in md
+  runs[("synthetic", "sasrec")] = {"base": [{"HR@10": 0.5, "NDCG@10": 0.3}], "sens": [{"HR@10": 0.4, "NDCG@10": 0.3}]}
+  md = table6(runs, tmp_path).read_text()  # no paper row: counted, not compared
+  assert "HR@10: Sens > Base in 1 of 2 pairs, mean gain +0.5% (the paper on the 1 it reports" in md
+  assert "NDCG@10: Sens > Base in 1 of 2 pairs" in md  # an unchanged metric is no gain
 
 
 def test_cold_start_report(tmp_path):

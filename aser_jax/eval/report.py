@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aser_jax.eval.paper_tables import table6_reference
 from aser_jax.eval.significance import paired_comparison
 
 METRICS = ("HR@10", "NDCG@10")
@@ -24,6 +25,7 @@ def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
   out.mkdir(parents=True, exist_ok=True)
   header = ["domain", "backbone", "variant", *metrics, "learned α"]
   rows, md = [], ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  gains = {}  # (domain, backbone) -> {metric: Sens's relative gain}
   for (domain, backbone), runs in results.items():
     base = {m: [r[m] for r in runs["base"]] for m in metrics}
     md_base = [f"{np.mean(base[m]):.4f}" for m in metrics] + ["-"]
@@ -34,17 +36,38 @@ def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
       for m in metrics:
         c = paired_comparison(base[m], [r[m] for r in runs["sens"]])
         cells.append(f"{c.sens_mean:.4f}{c.mark()} ({c.gain:+.1%})")
+        gains.setdefault((domain, backbone), {})[m] = c.gain
       alphas = [r["sensory_alpha"] for r in runs["sens"] if r.get("sensory_alpha") is not None]
       cells.append(f"{np.mean(alphas):.3f}" if alphas else "-")
       md.append(f"| {domain} | {backbone} | Sens (n={len(runs['sens'])}) | " + " | ".join(cells) + " |")
       rows.append([domain, backbone, "Sens", *cells])
   md.append("\nMeans over seeds; * = paired two-sided t-test over seeds, p < 0.05; gains relative to Base; "
             "learned α = the sensory blend σ(a) after training (ASER_SPEC §5), initialised at ρ0.")
+  if gains:
+    md.append("\n" + _tally(gains, metrics))
   (out / "table6.md").write_text("\n".join(md) + "\n")
   with open(out / "table6.csv", "w", newline="") as f:
     csv.writer(f).writerows([header, *rows])
   _bars(results, metrics, out / "table6.png")
   return out / "table6.md"
+
+
+def _tally(gains: dict, metrics) -> str:
+  """The paper's headline question of these pairs: in how many does Sens beat Base, and by how
+  much on average; beside it the paper's table-6 gains on the pairs it reports."""
+  parts = []
+  for m in metrics:
+    ours = [g[m] for g in gains.values()]
+    paper = []
+    for domain, backbone in gains:
+      b, s = (table6_reference(domain, backbone, v) for v in ("base", "sens"))
+      if b and s and m in b:
+        paper.append(s[m] / b[m] - 1)
+    text = f"{m}: Sens > Base in {sum(g > 0 for g in ours)} of {len(ours)} pairs, mean gain {np.mean(ours):+.1%}"
+    if paper:
+      text += f" (the paper on the {len(paper)} it reports: {sum(g > 0 for g in paper)} better, {np.mean(paper):+.1%})"
+    parts.append(text)
+  return "; ".join(parts) + "."
 
 
 def _bars(results: dict, metrics, path: Path) -> None:
