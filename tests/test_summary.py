@@ -39,13 +39,16 @@ def test_seed_sets_means_sample_std_and_paper_gap(tmp_path):
     _write(tmp_path / f"base_s{seed}", seed, hr, nd)
   _write(tmp_path / "bce_s0", 0, 0.05, 0.025, loss="bce")
   (tmp_path / "running" / "checkpoints").mkdir(parents=True)  # still training
+  (tmp_path / "running" / "log.csv").write_text("epoch,step,loss,valid_NDCG@10\n1,10,0.9,0.02\n2,20,0.8,0.031\n"
+                                                "3,30,0.7,0.03\n4,40,0.6,0.0")  # a torn last row is skipped
+  (tmp_path / "fresh" / "checkpoints").mkdir(parents=True)  # killed before its first epoch
   (tmp_path / "student").mkdir()
   (tmp_path / "student" / "metrics.json").write_text(json.dumps({"kind": "facet"}))  # not a recommender run
   (tmp_path / "table6" / "runs").mkdir(parents=True)
   (tmp_path / "table6" / "runs" / "linked").symlink_to(tmp_path / "base_s0")  # counted once, not twice
   (tmp_path / "loop").symlink_to(tmp_path)  # a cycle
   runs, unfinished = load_runs([tmp_path])
-  assert len(runs) == 4 and unfinished == [str(tmp_path / "running")]
+  assert len(runs) == 4 and unfinished == [str(tmp_path / "fresh"), str(tmp_path / "running")]
   assert [r["path"] for r in load_runs([tmp_path / "table6"])[0]] == [str(tmp_path / "table6" / "runs" / "linked")]
   s = summarize(runs)
   (bce,) = [r for r in s["sets"] if r["label"] == "loss=bce"]
@@ -59,7 +62,9 @@ def test_seed_sets_means_sample_std_and_paper_gap(tmp_path):
   assert bce["gap"]["NDCG@10"] == pytest.approx(0.025 / 0.0322 - 1) and not bce["within"]
   assert s["pairs"] == []
   md = write_summary(s, unfinished, tmp_path / "report").read_text()
-  assert "0.0620 ± 0.0020" in md and "+3.2% / -0.6%" in md and str(tmp_path / "running") in md
+  assert "0.0620 ± 0.0020" in md and "+3.2% / -0.6%" in md
+  assert f"{tmp_path / 'running'} (epoch 3, best NDCG@10 0.0310 at epoch 2)" in md
+  assert f"{tmp_path / 'fresh'} (no epoch logged yet)" in md
   strict = json.loads((tmp_path / "report" / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
   assert [r["std"]["HR@10"] for r in strict["sets"] if r["label"] == "loss=bce"] == [None]
 

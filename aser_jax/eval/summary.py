@@ -375,7 +375,8 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
     md += ["", "Seed*: the epoch cap ended that run, not early stopping (metrics.json `stopped_early` is "
            "false), so it may not have converged."]
   if unfinished:
-    md += ["", f"Unfinished (no metrics.json yet, not counted): {', '.join(unfinished)}"]
+    md += ["", "Unfinished (no metrics.json yet, not counted): "
+           + ", ".join(f"{u} ({_progress(Path(u))})" for u in unfinished)]
   md += ["", "Paper rows: ASER paper table 6 (five-run means). p: paired two-sided t-test over the shared "
          "seeds (nan with fewer than two); p users: paired t-test over the test users, each user's metric "
          "averaged over those seeds; it sees only the users' variation, not the training path's, so with few "
@@ -422,6 +423,23 @@ def _tally_lines(tally: dict | None) -> list[str]:
     out.append("Without the seeds the epoch cap ended (starred): " + (
         f"{rest['pairs']} pair{'s' if rest['pairs'] > 1 else ''}: {line(rest)}." if rest else "no pair is left."))
   return out
+
+
+def _progress(run: Path, metric: str = "valid_NDCG@10") -> str:
+  """How far an unfinished run's `log.csv` got: its last epoch and its best validation score (a
+  last row without its line end was torn by a kill and is left out)."""
+  try:
+    lines = (run / "log.csv").read_text().splitlines(keepends=True)
+  except OSError:
+    lines = []
+  if lines and not lines[-1].endswith("\n"):
+    lines = lines[:-1]
+  rows = [r for r in csv.DictReader(lines) if (r.get("epoch") or "").isdigit() and r.get(metric)]
+  if not rows:
+    return "no epoch logged yet"
+  best = max(rows, key=lambda r: float(r[metric]))
+  return (f"epoch {rows[-1]['epoch']}, best {metric.removeprefix('valid_')} {float(best[metric]):.4f} "
+          f"at epoch {best['epoch']}")
 
 
 def _seeds(seeds: list, cut: list) -> str:
