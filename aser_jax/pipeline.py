@@ -58,8 +58,10 @@ def _data_root(data_dir: str | None, rel: str) -> Path | None:
 
 
 def train_pipeline_student(workdir: Path, data_dir: str | None, teacher: str = "lexicon",
-                           stage: StudentStage = StudentStage(), progress: bool = True) -> Path:
-  """Teacher -> supervision -> student (ASER_SPEC §1-§3) in `workdir/student`; returns its folder."""
+                           stage: StudentStage = StudentStage(), progress: bool = True,
+                           teacher_options: dict | None = None) -> Path:
+  """Teacher -> supervision -> student (ASER_SPEC §1-§3) in `workdir/student`; returns its folder.
+  `teacher_options` go to `teacher.backends.make_teacher` (model, base_url, replay_path, ...)."""
   from aser_jax.supervision.corpus import CorpusConfig, build_corpus
   from aser_jax.supervision.examples import SupervisionConfig
   from aser_jax.teacher import text as text_lib
@@ -81,8 +83,8 @@ def train_pipeline_student(workdir: Path, data_dir: str | None, teacher: str = "
     dirs = {}
     for domain, examples in corpora.items():
       dirs[domain] = str(out / "teacher" / domain)
-      run_extraction(examples, make_teacher(teacher), dirs[domain], ExtractConfig(), data_name=domain,
-                     progress=progress)
+      run_extraction(examples, make_teacher(teacher, **(teacher_options or {})), dirs[domain], ExtractConfig(),
+                     data_name=domain, progress=progress)
     max_len = stage.max_len or (32 if synthetic else 64)
     build_corpus(dirs, sup_dir, None if synthetic else _data_root(data_dir, "amazon2014"),
                  CorpusConfig(max_per_source=stage.max_per_source, supervision=SupervisionConfig(max_len=max_len)))
@@ -137,7 +139,7 @@ def item_texts(data: str, data_dir: str | None) -> list:
 
 
 def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items: int, backend: str = "lexicon",
-                       progress: bool = True):
+                       progress: bool = True, teacher_options: dict | None = None):
   """Stages 1-2; returns the bank path, or None when the catalogue has no item text here."""
   from aser_jax.bank.io import export_npz, load_bank, save_bank
   from aser_jax.bank.teacher_bank import teacher_bank
@@ -153,8 +155,8 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
   if not examples:
     log.info("no item text for %s here: Sens rows are skipped", data)
     return None
-  run_extraction(examples, make_teacher(backend), workdir / "teacher", ExtractConfig(), data_name=data,
-                 progress=progress)
+  run_extraction(examples, make_teacher(backend, **(teacher_options or {})), workdir / "teacher", ExtractConfig(),
+                 data_name=data, progress=progress)
   rows = read_shards(workdir / "teacher")
   bank, stats = teacher_bank(rows, num_items, embed_texts)
   bank_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +171,8 @@ def build_teacher_bank(data: str, data_dir: str | None, workdir: Path, num_items
 
 
 def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbones: list[str], seeds: list[int],
-                 train_overrides: dict | None = None, teacher: str = "lexicon", sens: bool = True,
+                 train_overrides: dict | None = None, teacher: str = "lexicon", teacher_options: dict | None = None,
+                 sens: bool = True,
                  sensory_bank: str | None = None, student_dir: Path | None = None,
                  workers: int = 1, seeds_together: bool = False,
                  sens_overrides: dict | None = None) -> tuple[dict, dict, dict]:
@@ -193,7 +196,7 @@ def base_vs_sens(*, workdir: str | Path, data: str, data_dir: str | None, backbo
   if sens and bank_path is None and student_dir is not None:
     bank_path = build_pipeline_student_bank(student_dir, data, data_dir, out, progress)
   elif sens and bank_path is None:
-    bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher, progress)
+    bank_path = build_teacher_bank(data, data_dir, out, seqs.num_items, teacher, progress, teacher_options)
   from aser_jax.data.splits import eval_split, train_item_counts
   from aser_jax.eval.significance import cold_start_buckets, facet_target_split
 
@@ -287,7 +290,8 @@ def run_pipeline(*, workdir: str, domains: list[tuple[str, str | None]], stage: 
   needs_student = any(d not in banks for d, _ in domains) and kwargs.get("sensory_bank") is None
   if kwargs.get("sens", True) and stage.bank == "student" and needs_student:
     student_dir = train_pipeline_student(Path(workdir), domains[0][1], kwargs.get("teacher", "lexicon"), stage,
-                                         (kwargs.get("train_overrides") or {}).get("progress", True))
+                                         (kwargs.get("train_overrides") or {}).get("progress", True),
+                                         kwargs.get("teacher_options"))
   for data, data_dir in domains:
     dkw = {**kwargs, "sensory_bank": banks[data]} if data in banks else kwargs
     r, b, f = base_vs_sens(workdir=Path(workdir) / Path(data).name.split(".")[0], data=data, data_dir=data_dir,

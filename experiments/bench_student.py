@@ -3,7 +3,8 @@
   python experiments/bench_student.py --supervision=runs/supervision --steps=20
 
 Uses the supervision corpus's train split for the timed steps and its texts for the forward
-pass; the first step (compilation) is timed apart. float32 on CPU, `--dtype=bfloat16` on a GPU.
+pass; the first step (compilation) is timed apart; float32. The forward pass times at most
+`--steps` + 1 batches (those the steps drew).
 """
 
 import json

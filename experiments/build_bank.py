@@ -1,10 +1,10 @@
 """Item facet bank (ASER_SPEC §4): the frozen student over every item text of a catalogue.
 
   python experiments/build_bank.py --student=runs/student --data=beauty --data_dir=../shared/data \
-      --out=runs/bank/beauty --export_npz
+      --out=runs/bank/beauty
 
 Sharded over items and resumable (a killed build restarts at the first missing shard); the bank
-is one Orbax checkpoint (<out>/bank) with its metadata, and with --export_npz also <out>/bank.npz.
+is one Orbax checkpoint (<out>/bank) with its metadata, and <out>/bank.npz unless --noexport_npz.
 """
 
 import json

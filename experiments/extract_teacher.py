@@ -12,20 +12,20 @@ from aser_jax.teacher.text import PRESETS
 
 _BACKEND = flags.DEFINE_enum("backend", "lexicon", list(BACKENDS), "Teacher backend.")
 _DATA = flags.DEFINE_enum("data", "beauty", sorted(PRESETS) + ["synthetic"],
-                          "Corpus preset; the embedded synthetic texts when --data_dir is absent.")
+                          "Corpus preset; the embedded synthetic texts when the data root does not exist.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data root (default: ../shared/data).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for shards and summary.json.",
                            required=True)
 _LIMIT = flags.DEFINE_integer("limit", 0, "Keep only the first N texts (0: all).")
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "Texts per output shard.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Texts per teacher call.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Texts per teacher call (vllm: also per generate batch).")
 _COMPRESS = flags.DEFINE_bool("compress", True, "Write .jsonl.gz shards.")
 _MODEL = flags.DEFINE_string("model", "", "vllm: HF folder; openai: served model name.")
 _LORA = flags.DEFINE_string("lora", "", "vllm: optional LoRA adapter folder.")
 _BASE_URL = flags.DEFINE_string("base_url", "", "openai: endpoint base URL (…/v1).")
 _RPS = flags.DEFINE_float("requests_per_second", 0.0, "openai: rate limit (0: none).")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrency", 4, "openai: requests in flight.")
-_REPLAY = flags.DEFINE_string("replay", "", "replay: JSONL file of records.")
+_REPLAY = flags.DEFINE_string("replay", "", "replay: JSONL file of records, or an earlier run's --out folder.")
 _GUIDED = flags.DEFINE_bool("guided", True, "LLM backends: JSON-schema-guided decoding.")
 _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 1024, "LLM backends: output budget.")
 _MAX_RECORDS = flags.DEFINE_integer("max_records", 5, "LLM backends: records per text (schema).")

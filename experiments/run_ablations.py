@@ -1,8 +1,8 @@
 """Ablations of ASER_SPEC §6: fusion type (early/late), hidden size 64/128/256, representation channel.
 
-  python experiments/run_ablations.py --ablation=channel --bank=runs/main/synthetic/bank/bank.npz
+  python experiments/run_ablations.py --ablation=channel --bank=runs/main/synthetic/bank_student/bank.npz
   python experiments/run_ablations.py --ablation=fusion --data=beauty --data_dir=../shared/data/amazon2014/beauty \\
-      --bank=runs/table6/beauty/bank/bank.npz --seeds=0,1,2
+      --bank=runs/table6/beauty/bank_student/bank.npz --seeds=0,1,2
 """
 
 from absl import app, flags

@@ -19,9 +19,17 @@ flags.DEFINE_string("data_dir", None, "Folder holding the real data (the shared 
                     "a preset's files are looked for in <data_dir>/<preset's usual subfolder> too.")
 flags.DEFINE_list("backbones", ["sasrec"], "Backbones to train.")
 flags.DEFINE_list("seeds", ["0"], "Seeds; the table reports their mean and a paired t-test.")
-flags.DEFINE_integer("epochs", None, "Maximum epochs per run (default: 200 with early stopping on real data, "
-                     "20 on the synthetic default).")
-flags.DEFINE_string("teacher", "lexicon", "Teacher backend for stage 1 (lexicon needs no model).")
+flags.DEFINE_integer("epochs", None, "Maximum epochs per run (default: the backbone's paper setting, else 200, "
+                     "with early stopping on real data; 20 on the synthetic default).")
+flags.DEFINE_enum("teacher", "lexicon", ["lexicon", "openai", "replay"], "Teacher backend for stage 1: lexicon "
+                  "(needs no model), openai (a local OpenAI-compatible server, e.g. vLLM's, --teacher_model and "
+                  "--teacher_base_url) or replay (--teacher_replay: records written earlier, e.g. by "
+                  "extract_teacher.py --backend=vllm in vLLM's own environment; a text without a record "
+                  "counts as rejected).")
+flags.DEFINE_string("teacher_model", "", "Served model name, for --teacher=openai.")
+flags.DEFINE_string("teacher_base_url", "", "Server URL, for --teacher=openai (default: the backend's, localhost).")
+flags.DEFINE_string("teacher_replay", "", "JSONL file of teacher records, or an extraction's output folder "
+                    "(extract_teacher.py --out), for --teacher=replay.")
 flags.DEFINE_string("sensory_bank", None, "Use this bank for Sens instead of building one (one domain only).")
 flags.DEFINE_enum("bank", "student", ["student", "teacher"], "Sens bank: the trained student's (ASER_SPEC §4) or "
                   "the canonical-target bank straight from the teacher's records (§2).")
@@ -54,13 +62,20 @@ def main(argv):
     raise app.UsageError("--data_dir needs --data (preset names or file names inside it)")
   if FLAGS.sensory_bank and len(datas) > 1:
     raise app.UsageError("--sensory_bank serves one domain; run one --data at a time")
+  if FLAGS.teacher == "openai" and not FLAGS.teacher_model:
+    raise app.UsageError("--teacher=openai needs --teacher_model (the served model name)")
+  if FLAGS.teacher == "replay" and not FLAGS.teacher_replay:
+    raise app.UsageError("--teacher=replay needs --teacher_replay (a JSONL file of records)")
+  teacher_options = {k: v for k, v in (("model", FLAGS.teacher_model), ("base_url", FLAGS.teacher_base_url),
+                                       ("replay_path", FLAGS.teacher_replay)) if v}
   train = {"progress": FLAGS.progress}
   epochs = FLAGS.epochs if FLAGS.epochs is not None else (20 if datas == ["synthetic"] else None)
   if epochs is not None:
     train["epochs"] = epochs
   table = run_pipeline(workdir=FLAGS.workdir, domains=[(d, _domain_dir(d, FLAGS.data_dir)) for d in datas],
                        backbones=FLAGS.backbones, seeds=[int(s) for s in FLAGS.seeds], train_overrides=train,
-                       teacher=FLAGS.teacher, sens=FLAGS.sens, sensory_bank=FLAGS.sensory_bank,
+                       teacher=FLAGS.teacher, teacher_options=teacher_options, sens=FLAGS.sens,
+                       sensory_bank=FLAGS.sensory_bank,
                        stage=StudentStage(bank=FLAGS.bank, steps_per_epoch=FLAGS.student_steps), workers=FLAGS.workers,
                        seeds_together=FLAGS.seeds_together, sens_overrides=sens_override_flag(FLAGS.sens_override))
   print(table.read_text())

@@ -26,8 +26,9 @@ flags.DEFINE_integer("seed", 0, "Seed for init, data order, dropout and negative
 flags.DEFINE_list("seeds", None, "Train these seeds together in one process, one step vmapped over them (fills "
                   "an accelerator that one small run leaves idle; each seed's run is unchanged). --workdir must "
                   "contain {seed}, e.g. runs/sasrec_beauty_s{seed}; each folder resumes alone or with others.")
-flags.DEFINE_integer("epochs", None, "Maximum epochs (default 200).")
-flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default 10).")
+flags.DEFINE_integer("epochs", None, "Maximum epochs (default: the paper setting of the backbone, else 200).")
+flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: the paper setting of the "
+                     "backbone, else 10).")
 flags.DEFINE_string("metric", None, "Validation metric for early stopping (default NDCG@10).")
 flags.DEFINE_integer("batch_size", None, "Training batch size (default 256).")
 flags.DEFINE_float("lr", None, "Learning rate (default: the paper setting of the backbone).")

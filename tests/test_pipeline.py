@@ -2,9 +2,13 @@
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+from conftest import REPO
 
 from aser_jax.bank.io import load_bank
 from aser_jax.pipeline import StudentStage, build_teacher_bank, item_texts, run_pipeline
@@ -119,3 +123,25 @@ def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path
     fusion_overrides(["blend=gate"])
   with pytest.raises(ValueError, match="--sens_override 'rho0=big': rho0 takes a number"):
     fusion_overrides(["rho0=big"])
+
+
+def test_pipeline_teacher_bank_from_replayed_records(tmp_path):
+  """The pipeline's teacher can be records written elsewhere (e.g. by vLLM in its own environment):
+  the bank holds facets exactly for the items the replay file covers."""
+  from aser_jax.data.presets import load_sequences
+  from aser_jax.teacher.backends import LexiconTeacher
+
+  examples = item_texts("synthetic", None)
+  annotated = [(ex, v) for ex, v in zip(examples, LexiconTeacher().annotate(examples)) if v.records]
+  kept = annotated[:7]
+  replay = tmp_path / "records.jsonl"
+  replay.write_text("".join(json.dumps({"item_id": ex.item_id, "source": ex.source, "text": ex.text,
+                                        "records": [r.to_dict() for r in v.records]}) + "\n" for ex, v in kept))
+  n = load_sequences("synthetic").num_items
+  path = build_teacher_bank("synthetic", None, tmp_path / "replayed", n, "replay", progress=False,
+                            teacher_options={"replay_path": str(replay)})
+  active = set(np.flatnonzero(load_bank(path)[0].A.any(-1)).tolist())
+  assert active == {int(ex.item_id) for ex, _ in kept} and len(annotated) > len(kept)
+  out = subprocess.run([sys.executable, str(REPO / "experiments" / "run_pipeline.py"), f"--workdir={tmp_path}",
+                        "--teacher=replay"], capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0 and "--teacher=replay needs --teacher_replay" in out.stderr

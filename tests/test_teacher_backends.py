@@ -233,6 +233,27 @@ def test_replay_bad_lines_name_file_and_line(tmp_path, line, message):
     ReplayTeacher(path)
 
 
+def test_replay_reads_an_extraction_folder(tmp_path):
+  """An extraction's output folder (shards and their summaries) replays as the teacher that wrote
+  it: the same records per text; a bad line names its shard."""
+  from aser_jax.teacher.extract import ExtractConfig, run_extraction
+  from aser_jax.teacher.text import synthetic_examples
+
+  examples = synthetic_examples()[:30]
+  run_extraction(examples, LexiconTeacher(), tmp_path / "out", ExtractConfig(shard_size=8, batch_size=4),
+                 data_name="synthetic", progress=False)
+  assert len(list((tmp_path / "out").glob("shard-*.jsonl.gz"))) == 4
+  replayed = ReplayTeacher(tmp_path / "out").annotate(examples)
+  direct = LexiconTeacher().annotate(examples)
+  assert [v.records for v in replayed] == [v.records for v in direct] and any(v.records for v in direct)
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(DataError, match="no extraction shards"):
+    ReplayTeacher(tmp_path / "empty")
+  (tmp_path / "out" / "shard-00009.jsonl").write_text("{oops\n")
+  with pytest.raises(DataError, match=r"shard-00009\.jsonl:1: not JSON"):
+    ReplayTeacher(tmp_path / "out")
+
+
 def test_make_teacher_checks_options():
   assert make_teacher("lexicon").name == "lexicon"
   with pytest.raises(ValueError, match="--model"):

@@ -277,7 +277,8 @@ class ReplayTeacher:
 
   Each line: {"item_id", "source", "text", and "records" (a list) or "output" (raw model
   text)}. Lines are matched to examples by (item_id, source, text); a text with no line
-  yields a rejected entry, so a partial replay file is visible in the summary.
+  yields a rejected entry, so a partial replay file is visible in the summary. `path` is one
+  file (.jsonl or .jsonl.gz) or an extraction's output folder, whose shards are read in order.
   """
 
   name = "replay"
@@ -285,26 +286,35 @@ class ReplayTeacher:
   def __init__(self, path: str | Path):
     self.path = Path(path)
     self.table: dict[tuple[str, str, str], Any] = {}
-    opener = gzip.open if self.path.suffix == ".gz" else open
+    from aser_jax.teacher.extract import shard_files
+
     if not self.path.exists():
       raise DataError(self.path, None, "replay file not found")
-    with opener(self.path, "rt", encoding="utf-8") as handle:
+    files = shard_files(self.path) if self.path.is_dir() else [self.path]
+    if not files:
+      raise DataError(self.path, None, "no extraction shards (shard-*.jsonl[.gz]) in this folder")
+    for file in files:
+      self._read(file)
+
+  def _read(self, path: Path) -> None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
       for line_no, line in enumerate(handle, start=1):
         if not line.strip():
           continue
         try:
           obj = json.loads(line)
         except json.JSONDecodeError as err:
-          raise DataError(self.path, line_no, f"not JSON: {err.msg}") from None
+          raise DataError(path, line_no, f"not JSON: {err.msg}") from None
         for field in ("item_id", "source", "text"):
           if field not in obj:
-            raise DataError(self.path, line_no, "missing field", field=field)
+            raise DataError(path, line_no, "missing field", field=field)
         if "records" in obj:
           payload = obj["records"]
         elif "output" in obj:
           payload = obj["output"]
         else:
-          raise DataError(self.path, line_no, "needs a 'records' or 'output' field")
+          raise DataError(path, line_no, "needs a 'records' or 'output' field")
         self.table[(str(obj["item_id"]), obj["source"], obj["text"])] = payload
 
   def annotate(self, examples: Sequence[TextExample]) -> list[Validation]:

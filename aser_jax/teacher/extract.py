@@ -219,12 +219,15 @@ def run_extraction(examples: Sequence[TextExample], teacher: Teacher, out_dir: s
   return total
 
 
+def shard_files(out_dir: str | Path) -> list[Path]:
+  """A run's finished output shards, in input order."""
+  return [p for p in sorted(Path(out_dir).glob("shard-*.jsonl*")) if not p.name.endswith((".tmp", ".summary.json"))]
+
+
 def read_shards(out_dir: str | Path) -> list[dict[str, Any]]:
   """All output rows of a run, in input order."""
   rows = []
-  for path in sorted(Path(out_dir).glob("shard-*.jsonl*")):
-    if path.name.endswith((".tmp", ".summary.json")):
-      continue
+  for path in shard_files(out_dir):
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
       rows.extend(json.loads(line) for line in handle if line.strip())
@@ -289,7 +292,7 @@ def extract_corpus(backend: str, data: str, data_dir: str | None, out: str, *, l
   from aser_jax.teacher.backends import make_teacher
 
   name, examples = load_texts(data, data_dir, limit)
-  teacher = make_teacher(backend, **teacher_options)
+  teacher = make_teacher(backend, batch_size=batch_size, **teacher_options)
   start = time.perf_counter()
   summary = run_extraction(examples, teacher, out,
                            ExtractConfig(shard_size=shard_size, compress=compress,
