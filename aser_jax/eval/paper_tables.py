@@ -44,6 +44,12 @@ _TABLE6_PERCENT = {
 }
 
 
+def table6_gain(domain: str, backbone: str) -> dict[str, float] | None:
+  """The paper's relative gain of Sens over Base per metric, or None where it lacks either row."""
+  base, sens = table6_reference(domain, backbone, "base"), table6_reference(domain, backbone, "sens")
+  return {m: sens[m] / base[m] - 1 for m in base} if base and sens else None
+
+
 def table6_reference(domain: str, backbone: str, variant: str) -> dict[str, float] | None:
   """The paper's table-6 metrics (fractions) of one row, or None where the paper has none."""
   rows = _TABLE6_PERCENT.get(domain, {}).get(backbone)

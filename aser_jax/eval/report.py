@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aser_jax.eval.paper_tables import table6_reference
-from aser_jax.eval.significance import paired_comparison
+from aser_jax.eval.paper_tables import table6_gain
+from aser_jax.eval.significance import paired_comparison, tally
 
 METRICS = ("HR@10", "NDCG@10")
 
@@ -55,17 +55,14 @@ def table6(results: dict, out_dir: str | Path, metrics=METRICS) -> Path:
 def _tally(gains: dict, metrics) -> str:
   """The paper's headline question of these pairs: in how many does Sens beat Base, and by how
   much on average; beside it the paper's table-6 gains on the pairs it reports."""
+  paper = {pair: table6_gain(*pair) for pair in gains}
   parts = []
   for m in metrics:
-    ours = [g[m] for g in gains.values()]
-    paper = []
-    for domain, backbone in gains:
-      b, s = (table6_reference(domain, backbone, v) for v in ("base", "sens"))
-      if b and s and m in b:
-        paper.append(s[m] / b[m] - 1)
-    text = f"{m}: Sens > Base in {sum(g > 0 for g in ours)} of {len(ours)} pairs, mean gain {np.mean(ours):+.1%}"
-    if paper:
-      text += f" (the paper on the {len(paper)} it reports: {sum(g > 0 for g in paper)} better, {np.mean(paper):+.1%})"
+    t = tally([g[m] for g in gains.values()], [p[m] for p in paper.values() if p and m in p])
+    text = f"{m}: Sens > Base in {t['better']} of {len(gains)} pairs, mean gain {t['mean_gain']:+.1%}"
+    if t["paper_pairs"]:
+      text += (f" (the paper on the {t['paper_pairs']} it reports: {t['paper_better']} better, "
+               f"{t['paper_mean_gain']:+.1%})")
     parts.append(text)
   return "; ".join(parts) + "."
 

@@ -35,6 +35,15 @@ def paired_comparison(base: list[float], sens: list[float]) -> Comparison:
   return Comparison(float(b.mean()), float(s.mean()), float(gain), float(t), float(p))
 
 
+def tally(gains: list[float], paper_gains: list[float]) -> dict:
+  """The paper's table-6 question of a set of Base-vs-Sens pairs: how many gain, by how much on
+  average, beside the paper's gains on the pairs it reports (`paper_gains`, possibly fewer)."""
+  ours, paper = np.asarray(gains, np.float64), np.asarray(paper_gains, np.float64)
+  return {"better": int((ours > 0).sum()), "mean_gain": float(ours.mean()),
+          "paper_pairs": int(paper.size), "paper_better": int((paper > 0).sum()),
+          "paper_mean_gain": float(paper.mean()) if paper.size else float("nan")}
+
+
 def group_metrics(ranks: np.ndarray, groups: dict[str, np.ndarray], k: int = 10) -> dict[str, dict[str, float]]:
   """HR@k and NDCG@k of the test users selected by each boolean mask of `groups`."""
   ranks = np.asarray(ranks, np.float64)

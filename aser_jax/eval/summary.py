@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from aser_jax import configs
-from aser_jax.eval.paper_tables import METRIC_ORDER, table6_reference
-from aser_jax.eval.significance import paired_comparison
+from aser_jax.eval.paper_tables import METRIC_ORDER, table6_gain, table6_reference
+from aser_jax.eval.significance import paired_comparison, tally
 from aser_jax.models import registry
 from aser_jax.models.fusion import FUSION_SETTINGS
 from aser_jax.train.loop import TrainConfig
@@ -203,8 +203,7 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
         continue
       pick = lambda row, m: [row["test_by_seed"][m][row["seeds"].index(s)] for s in common]
       comps = {m: paired_comparison(pick(base, m), pick(sens, m)) for m in HEADLINE}
-      paper_b = table6_reference(sens["domain"], sens["backbone"], "base")
-      paper_s = table6_reference(sens["domain"], sens["backbone"], "sens")
+      paper = table6_gain(sens["domain"], sens["backbone"])
       runs = lambda row: [row["runs"][row["seeds"].index(s)] for s in common]
       pairs.append({"domain": sens["domain"], "backbone": sens["backbone"], "bank": sens["bank"],
                     "label": sens["label"], "preset": base["preset"] and sens["preset"], "seeds": common,
@@ -212,15 +211,15 @@ def summarize(runs: list[dict], tolerance: float = 0.10) -> dict:
                     "cut": [s for s in common if s in base["cut"] or s in sens["cut"]],
                     **{m: {"base": c.base_mean, "sens": c.sens_mean, "gain": c.gain, "p": c.p,
                            "base_by_seed": pick(base, m), "sens_by_seed": pick(sens, m),
-                           "paper_gain": paper_s[m] / paper_b[m] - 1 if paper_b else None}
+                           "paper_gain": paper[m] if paper else None}
                        for m, c in comps.items()}})
   for r in rows:
     del r["_settings"]
   preset = [p for p in pairs if p["preset"]]
-  tally = _tally(preset)
-  if tally is not None and any(p["cut"] for p in preset):
-    tally["uncut"] = _tally([q for q in map(_uncut, preset) if q is not None])
-  return {"tolerance": tolerance, "sets": rows, "pairs": pairs, "tally": tally}
+  preset_tally = _tally(preset)
+  if preset_tally is not None and any(p["cut"] for p in preset):
+    preset_tally["uncut"] = _tally([q for q in map(_uncut, preset) if q is not None])
+  return {"tolerance": tolerance, "sets": rows, "pairs": pairs, "tally": preset_tally}
 
 
 def _uncut(pair: dict) -> dict | None:
@@ -240,14 +239,9 @@ def _tally(pairs: list[dict]) -> dict | None:
   (domain, backbone) pairs: the paper's headline claim (table 6), asked of our runs."""
   if not pairs:
     return None
-  out = {"pairs": len(pairs)}
-  for m in HEADLINE:
-    gains = np.array([p[m]["gain"] for p in pairs])
-    paper = np.array([p[m]["paper_gain"] for p in pairs if p[m]["paper_gain"] is not None])
-    out[m] = {"better": int((gains > 0).sum()), "mean_gain": float(gains.mean()),
-              "paper_pairs": int(paper.size), "paper_better": int((paper > 0).sum()),
-              "paper_mean_gain": float(paper.mean()) if paper.size else float("nan")}
-  return out
+  return {"pairs": len(pairs), **{m: tally([p[m]["gain"] for p in pairs],
+                                            [p[m]["paper_gain"] for p in pairs if p[m]["paper_gain"] is not None])
+                                  for m in HEADLINE}}
 
 
 def add_target_splits(summary: dict, bank_paths, data_dir=None) -> dict:
