@@ -81,10 +81,10 @@ def train_pipeline_student(workdir: Path, data_dir: str | None, teacher: str = "
   sup_dir = out / "supervision"
   if not (sup_dir / "manifest.json").exists():
     dirs = {}
+    backend = make_teacher(teacher, **(teacher_options or {}))  # once: a replay teacher reads its records here
     for domain, examples in corpora.items():
       dirs[domain] = str(out / "teacher" / domain)
-      run_extraction(examples, make_teacher(teacher, **(teacher_options or {})), dirs[domain], ExtractConfig(),
-                     data_name=domain, progress=progress)
+      run_extraction(examples, backend, dirs[domain], ExtractConfig(), data_name=domain, progress=progress)
     max_len = stage.max_len or (32 if synthetic else 64)
     build_corpus(dirs, sup_dir, None if synthetic else _data_root(data_dir, "amazon2014"),
                  CorpusConfig(max_per_source=stage.max_per_source, supervision=SupervisionConfig(max_len=max_len)))

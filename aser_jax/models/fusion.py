@@ -28,7 +28,7 @@ import numpy as np
 
 from aser_jax.bank.aggregate import Bank
 from aser_jax.bank.facets import EPS, FACETS
-from aser_jax.models.layers import BLENDS, FUSIONS
+from aser_jax.models.layers import BLENDS
 
 BANK = "bank"  # variable collection holding the frozen constants
 # Backbone settings that act only through the fusion: a Base model ignores them.
@@ -116,8 +116,6 @@ class ItemTable(nn.Module):
 
   def setup(self):
     cfg = self.cfg
-    if cfg.fusion not in FUSIONS:
-      raise ValueError(f"fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
     self.id_emb = nn.Embed(self.num_items + 1, cfg.hidden, embedding_init=nn.initializers.normal(cfg.init_std),
                            name="id_emb")
     self.fusion = (SensoryFusion(cfg.hidden, cfg.bank_dim, self.num_items, cfg.rho0, cfg.init_std, cfg.blend,

@@ -344,6 +344,7 @@ def bank_digest(bank) -> str:
 # Settings added after run fingerprints were, by (backbone or "*", setting), with the value that does
 # what older versions did: a checkpoint whose fingerprint lacks one resumes when the run keeps it.
 _ADDED_SETTINGS = {("*", "model.blend"): "convex", ("bert4rec", "model.loss"): "mlm"}
+_MISSING = object()
 
 
 def _added_later(backbone: str, name: str, saved_has_it: bool, value) -> bool:
@@ -351,9 +352,6 @@ def _added_later(backbone: str, name: str, saved_has_it: bool, value) -> bool:
     return False
   old = _ADDED_SETTINGS.get((backbone, name), _ADDED_SETTINGS.get(("*", name), _MISSING))
   return old is not _MISSING and value == old
-
-
-_MISSING = object()
 
 
 def check_resume(saved: dict | None, current: dict, where) -> None:
