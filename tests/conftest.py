@@ -38,6 +38,17 @@ def shared_data() -> Path:
   return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+  """The all-MiniLM-L6-v2 directory; tests that embed or tokenise real text skip without it."""
+  from aser_jax.models.encoders import minilm_path
+
+  try:
+    return minilm_path()
+  except FileNotFoundError as e:
+    pytest.skip(str(e))
+
+
 @pytest.fixture
 def tiny_data_file(tmp_path) -> Path:
   """A small synthetic `.txt` file: 240 users, 80 items, fast to train on."""

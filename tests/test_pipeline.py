@@ -20,7 +20,7 @@ def test_synthetic_item_texts_cover_every_item():
   assert {t.source for t in texts} == {"title", "description"}
 
 
-def test_teacher_bank_on_synthetic_is_valid_and_resumable(tmp_path):
+def test_teacher_bank_on_synthetic_is_valid_and_resumable(tmp_path, minilm):
   path = build_teacher_bank("synthetic", None, tmp_path, 300, progress=False)
   bank, meta = load_bank(path)
   assert meta["teacher"] == "lexicon" and bank.K.shape == (301, 5, 384)
@@ -33,7 +33,7 @@ def test_teacher_bank_on_synthetic_is_valid_and_resumable(tmp_path):
   assert path.stat().st_mtime == mtime  # a finished stage is not redone
 
 
-def test_main_job_end_to_end_writes_table6(tmp_path):
+def test_main_job_end_to_end_writes_table6(tmp_path, minilm):
   """teacher -> supervision -> student -> student bank -> Base vs Sens -> table 6."""
   md = run_pipeline(workdir=str(tmp_path), domains=[("synthetic", None)], backbones=["sasrec"], seeds=[0],
                     stage=StudentStage(steps_per_epoch=2),
@@ -57,7 +57,7 @@ def test_main_job_end_to_end_writes_table6(tmp_path):
   assert cases.startswith("| user | target | Base rank | Sens rank |")
 
 
-def test_channel_ablation_on_synthetic(tmp_path):
+def test_channel_ablation_on_synthetic(tmp_path, minilm):
   from aser_jax.ablations import run_ablation
 
   bank = build_teacher_bank("synthetic", None, tmp_path, 300, progress=False)
@@ -93,7 +93,7 @@ def test_prebuilt_banks_route_per_domain_and_skip_the_student(tmp_path, monkeypa
       ("beauty", None, tmp_path / "student"), ("toys", "t.npz", tmp_path / "student")]
 
 
-def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path, monkeypatch):
+def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path, monkeypatch, minilm):
   import aser_jax.pipeline as pipeline
   from aser_jax.train.run import fusion_overrides
 
@@ -125,7 +125,7 @@ def test_sens_overrides_reach_only_the_sens_runs_and_name_their_folders(tmp_path
     fusion_overrides(["rho0=big"])
 
 
-def test_pipeline_teacher_bank_from_replayed_records(tmp_path):
+def test_pipeline_teacher_bank_from_replayed_records(tmp_path, minilm):
   """The pipeline's teacher can be records written elsewhere (e.g. by vLLM in its own environment):
   the bank holds facets exactly for the items the replay file covers."""
   from aser_jax.data.presets import load_sequences

@@ -3,15 +3,19 @@ end-to-end training run with resume, and the single-vector baseline."""
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import REPO
+
 from aser_jax.bank.facets import FACETS
 from aser_jax.models import student as S
-from aser_jax.models.encoders import BertConfig, BertEncoder, load_tokenizer, minilm_path
+from aser_jax.models.encoders import BertConfig, BertEncoder, load_tokenizer
 from aser_jax.models.encoders.bert import init_params
 
 RNG = np.random.default_rng(0)
@@ -131,7 +135,7 @@ def tiny_encoder(vocab):
 
 
 @pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory):
+def tiny_corpus(tmp_path_factory, minilm):
   """A small supervision corpus (synthetic teacher rows, random target vectors) on disk."""
   from test_supervision import fake_embed
 
@@ -145,7 +149,7 @@ def tiny_corpus(tmp_path_factory):
   ex = synthetic_examples()
   run_extraction(ex[:20], make_teacher("lexicon"), root / "t_a", ExtractConfig(), data_name="a", progress=False)
   run_extraction(ex[20:], make_teacher("lexicon"), root / "t_b", ExtractConfig(), data_name="b", progress=False)
-  tok = load_tokenizer(minilm_path(), 32).with_special_tokens(special_tokens(["a", "b"]))
+  tok = load_tokenizer(minilm, 32).with_special_tokens(special_tokens(["a", "b"]))
   build_corpus({"a": str(root / "t_a"), "b": str(root / "t_b")}, root / "sup", None,
                CorpusConfig(val_fraction=0.3, supervision=SupervisionConfig(max_len=32)), tokenizer=tok,
                embed_fn=fake_embed)
@@ -294,3 +298,14 @@ def test_center_targets_by_hand():
     np.testing.assert_array_equal(c[key][presence == 0], 0)  # inactive slots stay zero
   np.testing.assert_allclose(c["target"][:2, 0].sum(0), 0, atol=1e-6)  # the common part is gone
   np.testing.assert_array_equal(arrays["target"], z)  # input not modified
+
+
+def test_bench_student_binary_times_the_corpus_it_is_given(tiny_corpus):
+  """bench_student.py trains and runs the real encoder on the corpus's own token length and prints JSON."""
+  root, _ = tiny_corpus
+  out = subprocess.run([sys.executable, "experiments/bench_student.py", f"--supervision={root / 'sup'}",
+                        "--kind=single", "--steps=2", "--forward_batches=1", "--batch_size=4"],
+                       cwd=REPO, capture_output=True, text=True, check=True).stdout
+  res = json.loads(out[out.index("{"):])
+  assert (res["kind"], res["encoder"], res["batch_size"], res["max_len"]) == ("single", "all-minilm-l6-v2", 4, 32)
+  assert {"compile_seconds", "train_steps_per_s", "forward_texts_per_s", "peak_rss_mb"} <= set(res)

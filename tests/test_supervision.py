@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aser_jax.bank.facets import FACETS
-from aser_jax.models.encoders import load_tokenizer, minilm_path
+from aser_jax.models.encoders import load_tokenizer
 from aser_jax.supervision import leakage, store
 from aser_jax.supervision.corpus import CorpusConfig, build_corpus, split_by_item
 from aser_jax.supervision.examples import (SupervisionConfig, balanced_probabilities, build_examples,
@@ -22,8 +22,8 @@ def _rec(attribute, value, evidence, conf, polarity="positive"):
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-  return load_tokenizer(minilm_path(), 32).with_special_tokens(special_tokens(DOMAINS))
+def tokenizer(minilm):
+  return load_tokenizer(minilm, 32).with_special_tokens(special_tokens(DOMAINS))
 
 
 def fake_embed(texts):

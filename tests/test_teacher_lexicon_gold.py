@@ -63,7 +63,7 @@ def test_gold_pointer_mismatch_is_reported(tmp_path):
 
 
 @needs_data
-def test_semantic_value_match_with_minilm():
+def test_semantic_value_match_with_minilm(minilm):
   """Table-7 semantic matching with the real frozen encoder: looser thresholds find more pairs."""
   from aser_jax.models.encoders import embed_texts
 
