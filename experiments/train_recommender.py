@@ -44,6 +44,8 @@ flags.DEFINE_string("side_file", None, "Item side information for backbones that
                     "beside the sequence file.")
 flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=heads=1.")
 flags.DEFINE_string("sensory_bank", None, "Item facet bank (Orbax folder or .npz) to fuse into the item table.")
+flags.DEFINE_string("grasp_tables", None, "GRASP channel tables (grasp.npz of experiments/build_grasp.py): "
+                    "user-conditioned item embeddings for sasrec or gru4rec, instead of ID embeddings.")
 flags.DEFINE_bool("paper_settings", True, "Apply the paper's settings for (backbone, dataset) first.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_bool("verbose", False, "Also show INFO logs of JAX and Orbax.")
@@ -66,7 +68,8 @@ def main(argv):
     raise app.UsageError("--data_dir needs --data (a preset name or a file name inside it)")
   kwargs = dict(backbone=FLAGS.backbone, data=data, data_dir=FLAGS.data_dir, workdir=FLAGS.workdir,
                 use_paper_settings=FLAGS.paper_settings, model_overrides=model_kw, train_overrides=train_kw,
-                side_file=FLAGS.side_file, sensory_bank=FLAGS.sensory_bank)
+                side_file=FLAGS.side_file, sensory_bank=FLAGS.sensory_bank,
+                grasp_tables=FLAGS.grasp_tables)
   if FLAGS.seeds:
     if FLAGS["seed"].present:
       raise app.UsageError("pass --seed or --seeds, not both")

@@ -44,15 +44,16 @@ def test_chunk_size_does_not_change_ranks():
   rng = np.random.default_rng(0)
   split = _random_split(rng)
   table = jnp.asarray(rng.normal(size=(51, 8)).round(1), jnp.float32)  # rounding creates ties
+  per_user = rng.normal(size=(len(split), 51)).round(1).astype(np.float32)  # e.g. GRASP's user-conditioned items
 
-  def score(params, ids):
-    return params[ids].sum(1) @ params.T
+  def score(params, ids, users):
+    return params[ids].sum(1) @ params.T + jnp.asarray(per_user)[users]
 
   fn = make_rank_fn(score)
   ranks = [evaluate_ranks(fn, table, split, chunk) for chunk in (1, 4, 16, 37, 64)]
   assert all(np.array_equal(ranks[0], r) for r in ranks[1:])
   # and equal to a direct NumPy computation
-  s = np.asarray(table)[split.inputs].sum(1) @ np.asarray(table).T
+  s = np.asarray(table)[split.inputs].sum(1) @ np.asarray(table).T + per_user
   for u in range(len(split)):
     row = s[u].copy()
     t = row[split.targets[u]]
@@ -70,7 +71,7 @@ def test_vmapped_rank_fn_ranks_each_model_as_alone():
   tables = [jnp.asarray(rng.normal(size=(51, 8)).round(1), jnp.float32) for _ in range(3)]
   shift = jnp.asarray(rng.normal(size=(51,)).round(1), jnp.float32)
 
-  def score(v, ids):
+  def score(v, ids, users):
     return v["params"][ids].sum(1) @ v["params"].T + v["shift"]
 
   alone = [evaluate_ranks(make_rank_fn(score), {"params": t, "shift": shift}, split, 16) for t in tables]

@@ -78,6 +78,10 @@ def test_batches_are_fixed_size_with_zero_weight_padding():
   assert all(b["input_ids"].shape == (4, 12) for b in batches)
   assert sum(b["weight"].sum() for b in batches) == len(s)
   assert batches[-1]["weight"].tolist() == [1.0, 1.0, 0.0, 0.0]  # 30 samples = 7 x 4 + 2
+  # each row names its user (GRASP's user tables): the user whose sequence gave that sample
+  pairs = {(tuple(i), t, u) for b in batches for i, t, u, w in zip(b["input_ids"], b["target"], b["user"], b["weight"])
+           if w > 0}
+  assert pairs == {(tuple(i), t, u) for i, t, u in zip(s.inputs, s.targets, s.users)}
 
 
 def test_epoch_order_is_seeded_and_differs_between_epochs():

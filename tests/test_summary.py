@@ -333,3 +333,18 @@ def test_tally_counts_only_pairs_at_the_preset_settings(tmp_path):
   s = summarize(load_runs([tmp_path / "ce_base_s0", tmp_path / "ce_sens_s0"])[0])
   assert s["tally"] is None and len(s["pairs"]) == 1
   assert "No pair ran at the preset settings" in write_summary(s, [], tmp_path / "r2").read_text()
+
+
+def test_grasp_runs_form_their_own_sets_by_tables_and_never_pair_as_base(tmp_path):
+  for seed in (0, 1):
+    _write(tmp_path / f"base_s{seed}", seed, 0.060, 0.030)
+    _write(tmp_path / f"sens_s{seed}", seed, 0.061, 0.031, bank="b1", alpha=0.1)
+    _write(tmp_path / f"grasp_s{seed}", seed, 0.070, 0.035, grasp_dim=384, grasp_users=100)
+    m = json.loads((tmp_path / f"grasp_s{seed}" / "metrics.json").read_text())
+    (tmp_path / f"grasp_s{seed}" / "metrics.json").write_text(json.dumps({**m, "grasp": "t1" if seed else "t2"}))
+  s = summarize(load_runs([tmp_path])[0])
+  grasp = sorted((r["bank"], r["seeds"]) for r in s["sets"] if r["variant"] == "grasp")
+  assert grasp == [("t1", [1]), ("t2", [0])]  # other tables, other set
+  assert [r["seeds"] for r in s["sets"] if r["variant"] == "base"] == [[0, 1]]
+  assert [(p["bank"], p["seeds"]) for p in s["pairs"]] == [("b1", [0, 1])]
+  assert all("paper" not in r for r in s["sets"] if r["variant"] == "grasp")  # table 6 is ASER's

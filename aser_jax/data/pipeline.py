@@ -40,6 +40,7 @@ class _Gather:
     return {
         "input_ids": self.samples.inputs[take],
         "target": self.samples.targets[take],
+        "user": self.samples.users[take],  # row of the user in SequenceData (GRASP's user tables)
         "weight": weight,
     }
 

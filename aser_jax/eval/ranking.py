@@ -19,7 +19,7 @@ import numpy as np
 from aser_jax.data.splits import EvalSplit
 
 KS = (5, 10, 20)
-ScoreFn = Callable[[jax.Array], jax.Array]  # input_ids [B, L] -> scores [B, I + 1]
+ScoreFn = Callable[..., jax.Array]  # (params, input_ids [B, L], users [B]) -> scores [B, I + 1]
 
 
 def ranks_from_scores(scores_BxN: jax.Array, target_B: jax.Array, history_BxH: jax.Array) -> jax.Array:
@@ -66,11 +66,11 @@ def make_rank_fn(score_fn: ScoreFn, in_axes=None) -> Callable:
   params' leading axis, the chunk shared: one program ranks the chunk for several models
   (`[S, chunk]` ranks)."""
 
-  def rank_chunk(params, input_ids, target, history):
-    return ranks_from_scores(score_fn(params, input_ids), target, history)
+  def rank_chunk(params, input_ids, target, history, users):
+    return ranks_from_scores(score_fn(params, input_ids, users), target, history)
 
   if in_axes is not None:
-    rank_chunk = jax.vmap(rank_chunk, in_axes=(in_axes, None, None, None))
+    rank_chunk = jax.vmap(rank_chunk, in_axes=(in_axes, None, None, None, None))
   return jax.jit(rank_chunk)
 
 
@@ -87,7 +87,7 @@ def evaluate_ranks(rank_fn, params, split: EvalSplit, chunk: int, progress: bool
   for s in starts:
     e = min(n, s + chunk)
     pad = chunk - (e - s)
-    arrays = [split.inputs[s:e], split.targets[s:e], split.history[s:e]]
+    arrays = [split.inputs[s:e], split.targets[s:e], split.history[s:e], split.users[s:e]]
     if pad:
       arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
     if put is not None:

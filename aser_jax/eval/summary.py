@@ -26,7 +26,8 @@ from aser_jax.train.loop import TrainConfig
 # Settings that do not change what a run computes, so runs differing in them pool together. The
 # epoch cap and the time budget only say when a run may end; a run they ended is marked cut.
 _NOT_SETTINGS = ("seed", "progress", "eval_chunk", "data_workers", "max_minutes", "epochs")
-_BANK_DERIVED = ("bank_dim",)  # set from the bank itself: Base has 0, Sens the bank's width
+# set from the bank or the GRASP tables themselves: Base has 0, Sens the bank's width
+_BANK_DERIVED = ("bank_dim", "grasp_dim", "grasp_users")
 # Settings of the fusion alone: they change nothing in a Base run, so Base sets drop them and a
 # Sens set pairs with the Base set that matches it in everything else.
 _FUSION_ONLY = tuple(f"model.{k}" for k in FUSION_SETTINGS)
@@ -103,11 +104,12 @@ def _read_run(path: Path) -> dict | None:
   bank = m.get("bank")
   if sens and bank is None:  # written before metrics.json named its bank: never pooled with others
     bank = f"unknown ({path.parent.name})"
+  variant = "sens" if sens else "grasp" if m.get("grasp") else "base"
   settings = _settings(m["model_config"], m["train_config"], model_cls, sens)
   preset = settings == _settings(*configs.paper_settings(m["backbone"], m["data"]), model_cls, sens)
   domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": m["backbone"],
-          "variant": "sens" if sens else "base", "bank": bank if sens else None, "settings": settings,
+          "variant": variant, "bank": bank if sens else m.get("grasp"), "settings": settings,
           "preset": preset,
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
           "cut": _stopped_early(m) is False,
@@ -330,7 +332,7 @@ def write_summary(summary: dict, unfinished: list[str], out_dir: str | Path) -> 
   for r in summary["sets"]:
     cells = [f"{r['mean'][m]:.4f} ± {r['std'][m]:.4f}" if r["std"][m] == r["std"][m] else f"{r['mean'][m]:.4f}"
              for m in HEADLINE]
-    variant = r["variant"] if r["bank"] is None else f"sens (bank {r['bank']})"
+    variant = r["variant"] if r["bank"] is None else f"{r['variant']} ({'bank' if r['variant'] == 'sens' else 'tables'} {r['bank']})"
     if "paper" in r:
       paper = " / ".join(f"{r['paper'][m]:.4f}" for m in HEADLINE)
       gap = " / ".join(f"{r['gap'][m]:+.1%}" for m in HEADLINE)

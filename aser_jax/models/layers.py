@@ -34,6 +34,8 @@ class BackboneConfig:
   fusion: str = "early"  # "early": fused item table (ASER_SPEC §5); "late": blend into the user state
   rho0: float = 0.1  # initial sensory blend α
   blend: str = "convex"  # "convex": (1 − α) e + α s (ASER_SPEC §5); "residual": e + α s (extension)
+  grasp_dim: int = 0  # width of the GRASP channel's text tables; 0 = no GRASP (models.grasp)
+  grasp_users: int = 0  # rows of its user tables (the data's users)
 
   def __post_init__(self):
     """Refuses values no backbone can use, Base runs included: a mistyped fusion setting would
@@ -44,6 +46,8 @@ class BackboneConfig:
       raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
     if not 0.0 < self.rho0 < 1.0:  # α = σ(a) starts at ρ0: a logit exists only inside (0, 1)
       raise ValueError(f"rho0 must lie strictly between 0 and 1, got {self.rho0!r}")
+    if self.grasp_dim and (self.grasp_users <= 0 or self.bank_dim):
+      raise ValueError("the GRASP channel needs grasp_users > 0 and no sensory bank (they are separate channels)")
     for name in ("dropout", "attn_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
@@ -194,13 +198,20 @@ def sample_position_negatives(rng: jax.Array, seq_BxM: jax.Array, positions: int
 def bce_loss(u_BxD, table_NxD, target_B, negative_B) -> jax.Array:
   """BCE with one positive and one sampled negative per user state (SASRec's loss); the leading
   shape of `u` ([B] or [B, L]) is that of the targets and negatives and of the result."""
-  pos = jnp.sum(u_BxD * table_NxD[target_B], -1)
-  neg = jnp.sum(u_BxD * table_NxD[negative_B], -1)
+  return bce_from_logits(jnp.sum(u_BxD * table_NxD[target_B], -1), jnp.sum(u_BxD * table_NxD[negative_B], -1))
+
+
+def bce_from_logits(pos, neg) -> jax.Array:
+  """BCE of a positive and a negative logit of the same shape."""
   return -(jax.nn.log_sigmoid(pos) + jax.nn.log_sigmoid(-neg))
 
 
 def ce_loss(u_BxD, table_NxD, target_B) -> jax.Array:
   """Per-row softmax cross-entropy over all items; the padding row 0 is never a class."""
-  logits = u_BxD @ table_NxD.T
-  logits = logits.at[:, 0].set(-jnp.inf)
-  return -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), target_B[:, None], -1)[:, 0]
+  return ce_from_logits(u_BxD @ table_NxD.T, target_B)
+
+
+def ce_from_logits(logits_BxN, target_B) -> jax.Array:
+  """Per-row softmax cross-entropy of all-item logits; column 0 (padding) is never a class."""
+  logits_BxN = logits_BxN.at[:, 0].set(-jnp.inf)
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits_BxN, -1), target_B[:, None], -1)[:, 0]

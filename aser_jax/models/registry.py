@@ -47,6 +47,9 @@ def build(name: str, num_items: int, config: Any = None, side: Any = None, **ove
       raise KeyError(f"{name} config has no field(s) {sorted(unknown)}")
     cfg = dataclasses.replace(cfg, **overrides)
   module_cls = _REGISTRY[name][0]
+  if getattr(cfg, "grasp_dim", 0) and not getattr(module_cls, "grasp_channel", False):
+    grasp = sorted(n for n, (m, _) in _REGISTRY.items() if getattr(m, "grasp_channel", False))
+    raise ValueError(f"{name} does not take the GRASP channel; backbones that do: {', '.join(grasp)}")
   if side is not None and needs_side(name):
     return module_cls(cfg, num_items, side), cfg
   return module_cls(cfg, num_items), cfg

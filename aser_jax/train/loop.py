@@ -28,6 +28,7 @@ from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_
 from aser_jax.eval import ranking
 from aser_jax.models import registry
 from aser_jax.models.fusion import bank_variables, fusion_diagnostics
+from aser_jax.models.grasp import grasp_variables
 from aser_jax.train import checkpoint, sharding
 from aser_jax.train.state import adam, init_state, jit_train_step
 
@@ -64,10 +65,16 @@ class Evaluator:
   def __init__(self, model, data: SequenceData, max_len: int, mesh, chunk: int = 0, consts: dict | None = None):
     self.mesh = mesh
     n_dev = mesh.devices.size
-    self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items), n_dev)
+    per_user = getattr(model, "uses_users", False)
+    # GRASP scores a chunk through a [chunk, I+1, hidden] activation: cut the chunk to match
+    width = model.cfg.hidden if per_user else 1
+    self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items * width), n_dev)
     self.splits = {w: eval_split(data, max_len, w) for w in ("valid", "test")}
     self.consts = jax.device_put(consts or {}, sharding.replicated(mesh))
-    score = lambda variables, ids: model.apply(variables, ids, method=model.score)
+    if per_user:
+      score = lambda variables, ids, users: model.apply(variables, ids, users, method=model.score)
+    else:
+      score = lambda variables, ids, users: model.apply(variables, ids, method=model.score)
     self.rank_fn = ranking.make_rank_fn(score)
     # several seeds' params ranked by one program (train.seeds), the constants shared
     self.rank_fn_seeds = ranking.make_rank_fn(score, {"params": 0, **{k: None for k in self.consts}})
@@ -115,12 +122,19 @@ class Setup:
   steps_per_epoch: int
   evaluator: Evaluator
   tx: Any
+  grasp: str | None = None  # digest of the GRASP tables, if the model has the channel
 
 
 def prepare(data: SequenceData, backbone: str, train_cfg: TrainConfig, model_cfg: Any = None, side: Any = None,
-            bank: Any = None, **model_overrides) -> Setup:
-  """Builds the model (fused with `bank` if given), its training samples and the evaluator."""
+            bank: Any = None, grasp: Any = None, **model_overrides) -> Setup:
+  """Builds the model (fused with `bank`, or with the GRASP channel's `grasp` tables, if given),
+  its training samples and the evaluator."""
   consts = {}
+  if grasp is not None:
+    if (grasp.num_users, grasp.num_items) != (data.num_users, data.num_items):
+      raise ValueError(f"GRASP tables have {grasp.num_users} users and {grasp.num_items} items, "
+                       f"data has {data.num_users} and {data.num_items}")
+    model_overrides = {**model_overrides, "grasp_dim": grasp.dim, "grasp_users": grasp.num_users}
   if bank is not None:
     if bank.num_items != data.num_items:
       raise ValueError(f"bank has {bank.num_items} items, data has {data.num_items}")
@@ -128,13 +142,16 @@ def prepare(data: SequenceData, backbone: str, train_cfg: TrainConfig, model_cfg
   model, model_cfg = registry.build(backbone, data.num_items, model_cfg, side, **model_overrides)
   if bank is not None:
     consts = bank_variables(model, np.zeros((1, model_cfg.max_len), np.int32), bank)
+  if grasp is not None:
+    consts = {**consts, **grasp_variables(model, np.zeros((1, model_cfg.max_len), np.int32), grasp)}
   mesh = sharding.data_mesh()
   if train_cfg.batch_size % mesh.devices.size:
     raise ValueError(f"batch_size {train_cfg.batch_size} is not divisible by {mesh.devices.size} devices")
   samples = training_samples(model, data, train_cfg.empty_inputs)
   n_steps = steps_per_epoch(samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed, train_cfg.data_workers))
   evaluator = Evaluator(model, data, model_cfg.max_len, mesh, train_cfg.eval_chunk, consts)
-  return Setup(model, model_cfg, consts, mesh, samples, n_steps, evaluator, adam(train_cfg.lr, train_cfg.weight_decay))
+  return Setup(model, model_cfg, consts, mesh, samples, n_steps, evaluator, adam(train_cfg.lr, train_cfg.weight_decay),
+               None if grasp is None else tables_digest(grasp.arrays()))
 
 
 def initial_state(setup: Setup, seed: int):
@@ -194,6 +211,8 @@ class RunBook:
     data_iter = TrainIterator(setup.samples, PipelineConfig(train_cfg.batch_size, train_cfg.seed,
                                                             train_cfg.data_workers))
     fingerprint = run_fingerprint(data, backbone, setup.model_cfg, train_cfg, len(setup.samples), bank)
+    if setup.grasp is not None:  # absent otherwise, so fingerprints from before GRASP still match
+      fingerprint["grasp"] = setup.grasp
     book = cls(workdir, fingerprint, train_cfg, data_iter, bank is not None, tag)
     state = book.resume(initial_state(setup, train_cfg.seed))
     return book, data_iter, state, jax.random.key(train_cfg.seed + 1)
@@ -259,6 +278,7 @@ class RunBook:
         "devices": setup.mesh.devices.size,
         "num_params": int(sum(x.size for x in jax.tree.leaves(best))),
         "bank": loop["run"]["bank"],  # digest of the fused bank's arrays (None for Base)
+        "grasp": loop["run"].get("grasp"),  # digest of the GRASP channel's tables, if any
         "sensory_alpha": _blend_alpha(best),
         "fusion": None if bank is None else fusion_diagnostics(jax.device_get(best), bank,
                                                                setup.model_cfg.fusion == "early",
@@ -286,15 +306,17 @@ def over_budget(train_cfg: TrainConfig, started: float) -> bool:
 
 
 def train_and_evaluate(data: SequenceData, backbone: str, workdir: str | Path, train_cfg: TrainConfig,
-                       model_cfg: Any = None, side: Any = None, bank: Any = None, **model_overrides) -> dict:
+                       model_cfg: Any = None, side: Any = None, bank: Any = None, grasp: Any = None,
+                       **model_overrides) -> dict:
   """Trains `backbone` on `data` with early stopping, then tests the best epoch; returns metrics.json's dict.
 
   `bank`: an item facet bank (`aser_jax.bank.Bank`) to fuse into the item table (Sens); it is
-  passed as frozen constants and never trained or checkpointed.
+  passed as frozen constants and never trained or checkpointed. `grasp`: the GRASP channel's
+  tables (`aser_jax.bank.grasp.GraspTables`), frozen the same way.
 
   `side`: item side information for backbones that need it (see `registry.build`).
   """
-  setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, **model_overrides)
+  setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, grasp, **model_overrides)
   mesh = setup.mesh
   book, data_iter, state, rng = RunBook.open(setup, data, backbone, workdir, train_cfg, bank)
   step_fn = jit_train_step(setup.model, setup.tx, mesh, setup.consts)
@@ -334,8 +356,13 @@ def run_fingerprint(data: SequenceData, backbone: str, model_cfg, train_cfg: Tra
 
 def bank_digest(bank) -> str:
   """A short digest of a bank's arrays: which bank a run fused, whatever its file was called."""
+  return tables_digest(bank.arrays())
+
+
+def tables_digest(arrays: dict) -> str:
+  """A short digest of named arrays (a bank's, the GRASP tables)."""
   h = hashlib.sha256()
-  for name, arr in sorted(bank.arrays().items()):
+  for name, arr in sorted(arrays.items()):
     h.update(name.encode())
     h.update(np.ascontiguousarray(arr).tobytes())
   return h.hexdigest()[:16]
@@ -343,7 +370,8 @@ def bank_digest(bank) -> str:
 
 # Settings added after run fingerprints were, by (backbone or "*", setting), with the value that does
 # what older versions did: a checkpoint whose fingerprint lacks one resumes when the run keeps it.
-_ADDED_SETTINGS = {("*", "model.blend"): "convex", ("bert4rec", "model.loss"): "mlm"}
+_ADDED_SETTINGS = {("*", "model.blend"): "convex", ("bert4rec", "model.loss"): "mlm",
+                   ("*", "model.grasp_dim"): 0, ("*", "model.grasp_users"): 0}
 _MISSING = object()
 
 

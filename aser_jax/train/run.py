@@ -12,6 +12,7 @@ import os
 import re
 
 from aser_jax import configs
+from aser_jax.bank.grasp import load_grasp_tables
 from aser_jax.bank.io import load_bank
 from aser_jax.data.presets import PRESETS, load_sequences, resolve_data_file
 from aser_jax.data.synthetic import SYNTHETIC_NAME
@@ -78,39 +79,44 @@ def resolve_side(backbone: str, data: str, data_dir: str | None, num_items: int,
 def run_recommender(*, backbone: str, data: str, data_dir: str | None, workdir: str,
                     use_paper_settings: bool = True, model_overrides: dict | None = None,
                     train_overrides: dict | None = None, side_file: str | None = None,
-                    sensory_bank: str | None = None) -> dict:
+                    sensory_bank: str | None = None, grasp_tables: str | None = None) -> dict:
   """Trains and tests one backbone; explicit overrides win over the paper presets.
 
   `sensory_bank`: path of an item facet bank (Orbax folder or `.npz`) to fuse in (Sens).
+  `grasp_tables`: path of the GRASP channel's tables (`experiments/build_grasp.py`) to use instead.
 
   `side_file` (an S3-Rec item2attributes json or an item-text table) feeds backbones that need
   side information; without it the attribute file beside the sequence file is used.
   """
-  seqs, model_kw, train_kw, side, bank = _resolve(backbone, data, data_dir, use_paper_settings, model_overrides,
-                                                  train_overrides, side_file, sensory_bank)
-  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, **model_kw)
+  seqs, model_kw, train_kw, side, bank, grasp = _resolve(backbone, data, data_dir, use_paper_settings,
+                                                         model_overrides, train_overrides, side_file, sensory_bank,
+                                                         grasp_tables)
+  return train_and_evaluate(seqs, backbone, workdir, TrainConfig(**train_kw), side=side, bank=bank, grasp=grasp,
+                            **model_kw)
 
 
 def run_recommender_seeds(*, seeds: list[int], workdir: str, backbone: str, data: str, data_dir: str | None,
                           use_paper_settings: bool = True, model_overrides: dict | None = None,
                           train_overrides: dict | None = None, side_file: str | None = None,
-                          sensory_bank: str | None = None) -> list[dict]:
+                          sensory_bank: str | None = None, grasp_tables: str | None = None) -> list[dict]:
   """`run_recommender` for several seeds trained together in one vmapped program (`train.seeds`);
   `workdir` holds `{seed}`, which each seed's folder fills in. Returns the seeds' metrics."""
   if "{seed}" not in workdir:
     raise ValueError(f"workdir {workdir!r} must contain {{seed}}: each seed writes a folder of its own")
   from aser_jax.train.seeds import train_seeds
 
-  seqs, model_kw, train_kw, side, bank = _resolve(backbone, data, data_dir, use_paper_settings, model_overrides,
-                                                  train_overrides, side_file, sensory_bank)
+  seqs, model_kw, train_kw, side, bank, grasp = _resolve(backbone, data, data_dir, use_paper_settings,
+                                                         model_overrides, train_overrides, side_file, sensory_bank,
+                                                         grasp_tables)
   workdirs = [workdir.format(seed=s) for s in seeds]
   return train_seeds(seqs, backbone, workdirs, TrainConfig(**train_kw), list(seeds), side=side, bank=bank,
-                     **model_kw)
+                     grasp=grasp, **model_kw)
 
 
 def _resolve(backbone, data, data_dir, use_paper_settings, model_overrides, train_overrides, side_file,
-             sensory_bank):
-  """Reads the data, applies the paper presets and overrides, loads side information and the bank."""
+             sensory_bank, grasp_tables=None):
+  """Reads the data, applies the paper presets and overrides, loads side information, the bank and
+  the GRASP tables."""
   if data != SYNTHETIC_NAME and data not in PRESETS and data_dir and not os.path.exists(data):
     data = os.path.join(data_dir, data)
   seqs = load_sequences(data, data_dir)
@@ -122,7 +128,10 @@ def _resolve(backbone, data, data_dir, use_paper_settings, model_overrides, trai
   registry.config_class(backbone)  # fails early on an unknown backbone
   side = resolve_side(backbone, data, data_dir, seqs.num_items, side_file)
   bank = load_bank(sensory_bank)[0] if sensory_bank else None
-  return seqs, model_kw, train_kw, side, bank
+  if bank is not None and grasp_tables:
+    raise ValueError("--sensory_bank and --grasp_tables are separate channels: pass one")
+  grasp = load_grasp_tables(grasp_tables) if grasp_tables else None
+  return seqs, model_kw, train_kw, side, bank, grasp
 
 
 def run_recommenders(jobs: list[dict], workers: int = 1, seeds_together: bool = False) -> list[dict]:

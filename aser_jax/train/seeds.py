@@ -49,7 +49,7 @@ def stack(trees):
 
 
 def train_seeds(data: SequenceData, backbone: str, workdirs: list[str | Path], train_cfg: TrainConfig,
-                seeds: list[int], model_cfg: Any = None, side: Any = None, bank: Any = None,
+                seeds: list[int], model_cfg: Any = None, side: Any = None, bank: Any = None, grasp: Any = None,
                 **model_overrides) -> list[dict]:
   """Trains `backbone` once per seed in one vmapped program; seed `seeds[i]` writes `workdirs[i]`
   exactly as `loop.train_and_evaluate` would (`train_cfg.seed` is replaced by each seed).
@@ -61,7 +61,7 @@ def train_seeds(data: SequenceData, backbone: str, workdirs: list[str | Path], t
     raise ValueError(f"train_seeds needs one workdir per distinct seed: seeds {seeds}, workdirs {workdirs}")
   if len({Path(w).resolve() for w in workdirs}) != len(workdirs):
     raise ValueError(f"train_seeds: two seeds share a workdir: {workdirs}")
-  setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, **model_overrides)
+  setup = prepare(data, backbone, train_cfg, model_cfg, side, bank, grasp, **model_overrides)
   runs = [RunBook.open(setup, data, backbone, w, dataclasses.replace(train_cfg, seed=int(s)), bank, f"seed {s}: ")
           for w, s in zip(workdirs, seeds)]
   books, iters, states, rngs = (list(x) for x in zip(*runs))

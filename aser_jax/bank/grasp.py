@@ -1,0 +1,311 @@
+"""The offline tables of the GRASP channel (BACKBONES.md "GRASP channel", GRASP paper §4.2.2).
+
+An item's text is its description and a user's text its preference summary (training history
+only); a frozen text encoder embeds them into `U` [num_users, E] and `I` [num_items + 1, E], and
+`U_bar`/`I_bar` hold the mean of each row's top-k most cosine-similar OTHER rows. All four are
+frozen. The texts are either templates built here or an external LLM's answers to the prompts of
+`write_prompts`, read back with `read_generated` (the recommender never runs an LLM).
+
+An empty text (an item with no text, a user with no titled training item) gets a zero row: it is
+never embedded, never anyone's neighbour, and its own neighbour mean is zeros. Rows of `U` follow
+`SequenceData.sequences`; rows of `I` are item ids, row 0 the padding (zeros).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from aser_jax.data.errors import DataError
+from aser_jax.data.io import iter_lines, write_text_atomic
+from aser_jax.data.sequences import SequenceData
+
+_SOURCE_ORDER = {"title": 0, "description": 1, "review": 2}
+ARRAYS = ("U", "U_bar", "I", "I_bar")
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspTables:
+  """The four frozen tables and the build's metadata."""
+
+  U: np.ndarray  # [num_users, E] float32, row = user row in SequenceData.sequences
+  U_bar: np.ndarray  # [num_users, E] mean of the top-k most similar other users
+  I: np.ndarray  # [num_items + 1, E] float32, row 0 = padding (zeros)
+  I_bar: np.ndarray  # [num_items + 1, E], row 0 zeros
+  meta: dict = dataclasses.field(default_factory=dict)
+
+  num_users = property(lambda self: int(self.U.shape[0]))
+  num_items = property(lambda self: int(self.I.shape[0]) - 1)
+  dim = property(lambda self: int(self.U.shape[1]))
+
+  def arrays(self) -> dict[str, np.ndarray]:
+    return {name: getattr(self, name) for name in ARRAYS}
+
+
+def neighbour_means(X_NxE: np.ndarray, k: int, block: int = 256) -> np.ndarray:
+  """Mean of the (un-normalised) rows of the k most cosine-similar other non-zero rows.
+
+  A row is never its own neighbour; a zero row is never a neighbour and its mean is zeros; with
+  fewer than k candidates all of them are used. Equal similarities go to the lower index.
+  Similarities are float64 rounded to 1e-12, so row blocks of any size give the same choice.
+  """
+  X = np.asarray(X_NxE, np.float32)
+  N = X.shape[0]
+  norm_N = np.linalg.norm(X.astype(np.float64), axis=1)
+  valid_N = norm_N > 0
+  Xn = np.where(valid_N[:, None], X / np.where(valid_N, norm_N, 1.0)[:, None], 0.0)
+  out = np.zeros_like(X)
+  k_eff = min(int(k), int(valid_N.sum()) - 1)
+  if k_eff <= 0:
+    return out
+  for s in range(0, N, block):
+    rows = np.arange(s, min(N, s + block))
+    S_BxN = np.round(Xn[rows] @ Xn.T, 12)
+    S_BxN[:, ~valid_N] = -np.inf
+    S_BxN[np.arange(len(rows)), rows] = -np.inf
+    t_B = -np.partition(-S_BxN, k_eff - 1, axis=1)[:, k_eff - 1]  # k-th largest similarity
+    above = S_BxN > t_B[:, None]
+    tie = S_BxN == t_B[:, None]
+    need_B = k_eff - above.sum(1)
+    pick = above | (tie & (np.cumsum(tie, axis=1) <= need_B[:, None]))  # lower indices win ties
+    idx_BxK = np.nonzero(pick)[1].reshape(len(rows), k_eff)
+    out[rows] = X[idx_BxK].astype(np.float64).mean(1).astype(np.float32)
+  out[~valid_N] = 0.0
+  return out
+
+
+def _group_items(item_texts: Iterable, num_items: int) -> tuple[dict[int, list], int]:
+  """Item id -> its `TextExample`s (catalogue ids only), and how many fell outside."""
+  by_item, outside = {}, 0
+  for ex in item_texts:
+    i = int(ex.item_id) if str(ex.item_id).isdigit() else -1
+    if 1 <= i <= num_items:
+      by_item.setdefault(i, []).append(ex)
+    else:
+      outside += 1
+  return by_item, outside
+
+
+def item_description(texts_of_item: Sequence) -> str:
+  """The template text of one item: its non-empty texts, title first, then description, reviews."""
+  ordered = sorted(texts_of_item, key=lambda ex: _SOURCE_ORDER.get(ex.source, len(_SOURCE_ORDER)))
+  return "\n".join(ex.text.strip() for ex in ordered if ex.text.strip())
+
+
+def item_titles(item_texts: Iterable, num_items: int) -> dict[int, str]:
+  """Item id -> title: the first line of its first non-empty "title" text."""
+  titles = {}
+  for ex in item_texts:
+    i = int(ex.item_id) if str(ex.item_id).isdigit() else -1
+    if 1 <= i <= num_items and ex.source == "title" and ex.text.strip() and i not in titles:
+      titles[i] = ex.text.strip().splitlines()[0].strip()
+  return titles
+
+
+def _recent_titles(data: SequenceData, user_row: int, titles: dict[int, str], n_recent: int) -> list[str]:
+  """Titles of the user's `n_recent` latest TRAINING items, oldest first. Training is `seq[:-2]`:
+  the last two items are the validation and test targets and must never reach a user's text."""
+  named = [titles[int(i)] for i in data.sequences[user_row][:-2] if int(i) in titles]
+  return named[-n_recent:] if n_recent > 0 else []
+
+
+def user_summary(data: SequenceData, user_row: int, titles: dict[int, str], n_recent: int = 20) -> str:
+  """The template text of one user: the titles of their latest training items, newest first (an
+  encoder that truncates long texts keeps the newest); "" without any."""
+  named = _recent_titles(data, user_row, titles, n_recent)
+  return "The user recently bought, newest first:\n" + "\n".join(reversed(named)) if named else ""
+
+
+ITEM_PROMPT = ("Here is what a shop lists about one product (name, category, description, reviews):\n{body}\n\n"
+               "In one paragraph, describe the product's attributes, its features and what it is, in plain "
+               "words. Use only the information above.")
+USER_PROMPT = ("A shopper bought these products, oldest first:\n{titles}\n\nFrom these purchases, conclude the "
+               "shopper's preferences in one paragraph: the kinds of products, styles and qualities they like.")
+
+
+def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Sequence,
+                  n_recent: int = 20) -> tuple[Path, Path]:
+  """Writes `items.jsonl` and `users.jsonl` ({"id", "prompt"} per line) for an external LLM; items
+  without text and users without titled training items get no prompt. Returns both paths."""
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  by_item, _ = _group_items(item_texts, data.num_items)
+  titles = item_titles(item_texts, data.num_items)
+  items = [(str(i), ITEM_PROMPT.format(body=item_description(by_item[i]))) for i in sorted(by_item)
+           if item_description(by_item[i])]
+  users = [(str(int(data.user_ids[r])), USER_PROMPT.format(titles="\n".join(f"- {t}" for t in named)))
+           for r in range(data.num_users) if (named := _recent_titles(data, r, titles, n_recent))]
+  paths = out / "items.jsonl", out / "users.jsonl"
+  for path, rows in zip(paths, (items, users)):
+    write_text_atomic(path, "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in rows))
+  return paths
+
+
+def read_generated(path: str | os.PathLike, expected_ids: Iterable) -> dict[str, str]:
+  """Reads an LLM's answers, one {"id": ..., "text": ...} per line, into {id: text}. Bad JSON, a
+  missing field, a wrong type, an empty text, an unknown or repeated id raise `DataError` naming
+  the file, the line and the field. Ids are compared as strings; expected ids may be absent."""
+  expected = {str(i) for i in expected_ids}
+  out, seen = {}, {}
+  for lineno, line in iter_lines(path):
+    if not line.strip():
+      continue
+    try:
+      obj = json.loads(line)
+    except json.JSONDecodeError as err:
+      raise DataError(path, lineno, f"not JSON: {err.msg}") from None
+    if not isinstance(obj, dict):
+      raise DataError(path, lineno, "expected a JSON object")
+    for field in ("id", "text"):
+      if field not in obj:
+        raise DataError(path, lineno, "missing field", field)
+    ident, text = obj["id"], obj["text"]
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+      raise DataError(path, lineno, f"expected a string or integer, got {type(ident).__name__}", "id")
+    if not isinstance(text, str) or not text.strip():
+      raise DataError(path, lineno, f"expected a non-empty string, got {text!r:.40}", "text")
+    ident = str(ident)
+    if ident not in expected or ident in seen:
+      raise DataError(path, lineno, f"id {ident!r} " + (f"already on line {seen[ident]}" if ident in seen
+                                                       else "is not one of the expected ids"), "id")
+    seen[ident] = lineno
+    out[ident] = text.strip()
+  return out
+
+
+def _digest(texts: Sequence[str]) -> str:
+  return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _embed_sharded(kind: str, texts: list[str], shard_dir: Path, embed_fn, shard_size: int, progress: bool):
+  """Embeds the non-empty texts shard by shard into `shards/<kind>_NNNNN.npy` ([n, E], zero rows
+  for empty texts; [n, 0] when a shard has none), reusing finished shards; returns the shards."""
+  from tqdm import tqdm
+
+  shards = []
+  bar = tqdm(total=len(texts), desc=f"grasp[{kind}]", unit="text", disable=not progress)
+  for j, lo in enumerate(range(0, len(texts), shard_size)):
+    chunk = texts[lo:lo + shard_size]
+    path = shard_dir / f"{kind}_{j:05d}.npy"
+    if path.exists():
+      arr = np.load(path)
+      if arr.shape[0] != len(chunk):
+        raise DataError(path, None, f"shard has {arr.shape[0]} rows, expected {len(chunk)}")
+    else:
+      keep = [n for n, t in enumerate(chunk) if t]
+      arr = np.zeros((len(chunk), 0), np.float32)
+      if keep:
+        emb = np.asarray(embed_fn([chunk[n] for n in keep]), np.float32)
+        if emb.ndim != 2 or emb.shape[0] != len(keep):
+          raise ValueError(f"embed_fn returned shape {emb.shape} for {len(keep)} texts")
+        arr = np.zeros((len(chunk), emb.shape[1]), np.float32)
+        arr[keep] = emb
+      _save_atomic(path, np.save, arr)
+    shards.append(arr)
+    bar.update(len(chunk))
+  bar.close()
+  return shards
+
+
+def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | os.PathLike,
+                       embed_fn: Callable[[list[str]], np.ndarray], k: int = 10,
+                       item_texts_override: dict[str, str] | None = None,
+                       user_texts_override: dict[str, str] | None = None, shard_size: int = 2048,
+                       progress: bool = True, encoder: str = "unnamed") -> Path:
+  """Texts -> embeddings (sharded, resumable) -> neighbour means -> `out_dir/grasp.npz`.
+
+  Generated texts (from `read_generated`, keyed by item id / user id as strings) win over the
+  templates per id. An existing `grasp.npz` whose metadata matches is returned as is; shards are
+  checked against `shards/manifest.json` so a changed text set never reuses stale embeddings.
+  """
+  out = Path(out_dir)
+  shard_dir = out / "shards"
+  shard_dir.mkdir(parents=True, exist_ok=True)
+  by_item, outside = _group_items(item_texts, data.num_items)
+  titles = item_titles(item_texts, data.num_items)
+  gen_i, gen_u = item_texts_override or {}, user_texts_override or {}
+  items = [gen_i.get(str(i)) or item_description(by_item.get(i, [])) for i in range(1, data.num_items + 1)]
+  users = [gen_u.get(str(int(data.user_ids[r]))) or user_summary(data, r, titles) for r in range(data.num_users)]
+  meta = {"k": int(k), "num_users": data.num_users, "num_items": data.num_items, "data": data.name,
+          "encoder": encoder, "item_text_source": "generated" if item_texts_override is not None else "template",
+          "user_text_source": "generated" if user_texts_override is not None else "template",
+          "items_generated": sum(str(i) in gen_i for i in range(1, data.num_items + 1)),
+          "users_generated": sum(str(int(u)) in gen_u for u in data.user_ids),
+          "items_with_text": sum(bool(t) for t in items), "users_with_text": sum(bool(t) for t in users),
+          "item_texts_outside_catalogue": outside, "text_sha256": _digest(items + ["\0users"] + users)}
+  final = out / "grasp.npz"
+  if final.exists():
+    old = load_grasp_tables(final)
+    if {key: old.meta.get(key) for key in meta} == meta:
+      return final
+  if not meta["items_with_text"] and not meta["users_with_text"]:
+    raise ValueError(f"no item or user text to embed for {data.name}")
+  manifest = {"shard_size": shard_size, "encoder": encoder, "text_sha256": meta["text_sha256"]}
+  man_path = shard_dir / "manifest.json"
+  if man_path.exists() and json.loads(man_path.read_text()) != manifest:
+    raise ValueError(f"{man_path}: shards were built from other texts, shard size or encoder; "
+                     "remove the folder or use a fresh --out")
+  write_text_atomic(man_path, json.dumps(manifest, indent=1) + "\n")
+  shards = {kind: _embed_sharded(kind, texts, shard_dir, embed_fn, shard_size, progress)
+            for kind, texts in (("items", items), ("users", users))}
+  E = max(a.shape[1] for s in shards.values() for a in s)
+  full = {kind: np.concatenate([a if a.shape[1] else np.zeros((len(a), E), np.float32) for a in s])
+          for kind, s in shards.items()}
+  I = np.concatenate([np.zeros((1, E), np.float32), full["items"]])
+  U = full["users"]
+  tables = GraspTables(U, neighbour_means(U, k), I, neighbour_means(I, k), {**meta, "E": int(E)})
+  save_grasp_tables(final, tables)
+  return final
+
+
+def save_grasp_tables(path: str | os.PathLike, tables: GraspTables) -> None:
+  """Writes U, U_bar, I, I_bar (float32) and `meta` (a JSON string) to one `.npz`, atomically."""
+  path = Path(path)
+  _check(path, tables.arrays())
+  _save_atomic(path, np.savez, **{name: np.asarray(a, np.float32) for name, a in tables.arrays().items()},
+               meta=json.dumps(tables.meta, sort_keys=True))
+
+
+def _save_atomic(path: Path, save, *args, **kwargs) -> None:
+  """`save(file, ...)` through a temporary file and a rename: a kill never leaves half a file."""
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "wb") as f:
+    save(f, *args, **kwargs)
+  os.replace(tmp, path)
+
+
+def _check(path: Path, arrays: dict) -> None:
+  """Shapes: U and U_bar [n_users, E], I and I_bar [n_items + 1, E] with a zero row 0."""
+  U, I = arrays["U"], arrays["I"]
+  for name, ref in (("U", U), ("I", U), ("U_bar", U), ("I_bar", I)):
+    arr = arrays[name]
+    if arr.ndim != 2 or ref.ndim != 2 or not arr.shape[1] or arr.shape[1:] != ref.shape[1:] or (
+        name.endswith("_bar") and arr.shape != ref.shape):
+      raise DataError(path, None, f"shape {arr.shape} disagrees with {ref.shape}", name)
+  if not I.shape[0] or np.any(I[0]) or np.any(arrays["I_bar"][0]):
+    raise DataError(path, None, "row 0 (padding) must exist and be zeros", "I")
+
+
+def load_grasp_tables(path: str | os.PathLike) -> GraspTables:
+  """Reads a `grasp.npz` written by `save_grasp_tables` and checks its arrays and metadata."""
+  path = Path(path)
+  if not path.exists():
+    raise DataError(path, None, "GRASP tables not found")
+  with np.load(path) as z:
+    for name in (*ARRAYS, "meta"):
+      if name not in z:
+        raise DataError(path, None, "array missing", name)
+    arrays = {name: np.asarray(z[name], np.float32) for name in ARRAYS}
+    meta = json.loads(str(z["meta"]))
+  _check(path, arrays)
+  for key, n in (("num_users", arrays["U"].shape[0]), ("num_items", arrays["I"].shape[0] - 1),
+                 ("E", arrays["U"].shape[1])):
+    if key in meta and meta[key] != n:
+      raise DataError(path, None, f"meta says {meta[key]}, the arrays {n}", key)
+  return GraspTables(**arrays, meta=meta)

@@ -1,0 +1,134 @@
+"""GRASP channel in the backbones (models.grasp): the holistic attention against NumPy, the factored
+full-catalogue scores, frozen tables, per-user items in training and ranking, and the refusals."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aser_jax.bank.grasp import GraspTables
+from aser_jax.data.synthetic import synthetic_dataset
+from aser_jax.models import registry
+from aser_jax.models.grasp import GRASP, grasp_variables
+from aser_jax.train.loop import TrainConfig, train_and_evaluate
+
+E, D, USERS, ITEMS = 12, 8, 7, 20
+
+
+def _tables(users=USERS, items=ITEMS, seed=0) -> GraspTables:
+  rng = np.random.default_rng(seed)
+  f = lambda n: rng.normal(size=(n, E)).astype(np.float32)
+  I, I_bar = f(items + 1), f(items + 1)
+  I[0] = I_bar[0] = 0
+  return GraspTables(f(users), f(users), I, I_bar)
+
+
+def _model(backbone="sasrec", tables=None, **kw):
+  tables = tables or _tables()
+  model, _ = registry.build(backbone, tables.num_items, hidden=D, max_len=5, grasp_dim=E,
+                            grasp_users=tables.num_users, **kw)
+  ids = np.zeros((1, 5), np.int32)
+  params = model.init({"params": jax.random.key(1)}, ids, method=model.score)["params"]
+  return model, {"params": params, **grasp_variables(model, ids, tables)}, tables
+
+
+def _reference(p, t: GraspTables, user: int, item: int) -> np.ndarray:
+  """BACKBONES.md's GRASP equations written out for one (user, item), concatenations and all."""
+  sig = lambda x: 1 / (1 + np.exp(-x))
+  gelu = lambda x: np.asarray(jax.nn.gelu(jnp.asarray(x)))
+  Wu, Wi = np.asarray(p["user_proj"]["kernel"]), np.asarray(p["item_proj"]["kernel"])
+  q, qb, v, vb = t.U[user] @ Wu, t.U_bar[user] @ Wu, t.I[item] @ Wi, t.I_bar[item] @ Wi
+  att = lambda x, y: sig(x @ y / np.sqrt(len(y))) * y
+  x = np.concatenate([att(q, v), att(qb, vb), att(np.concatenate([q, qb]), np.concatenate([v, vb]))])
+  h = gelu(x @ np.asarray(p["mlp_in_kernel"]) + np.asarray(p["mlp_in_bias"]))
+  return h @ np.asarray(p["mlp_out_kernel"]) + np.asarray(p["mlp_out_bias"])
+
+
+def _grasp_params(variables):
+  return variables["params"]["grasp"]
+
+
+def test_item_embeddings_match_the_equations_and_padding_is_zero():
+  model, variables, t = _model()
+  ids = jnp.array([[3, 0, 11], [19, 3, 1]])
+  users = jnp.array([2, 6])
+  got = model.apply(variables, ids, users, method=lambda m, i, u: m.items.embed(i, u))
+  p = jax.tree.map(np.asarray, _grasp_params(variables))
+  for b in range(2):
+    for k in range(3):
+      item = int(ids[b, k])
+      want = np.zeros(D) if item == 0 else _reference(p, t, int(users[b]), item)
+      np.testing.assert_allclose(got[b, k], want, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_factored_scores_equal_the_user_state_times_every_item_embedding(backbone):
+  model, variables, _ = _model(backbone)
+  ids = jnp.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
+  users = jnp.array([0, 5, 3])
+  scores = model.apply(variables, ids, users, method=model.score)
+  o = model.apply(variables, ids, False, None, users, method=model.encode)
+  every = jnp.tile(jnp.arange(ITEMS + 1)[None], (3, 1))
+  e = model.apply(variables, every, users, method=lambda m, i, u: m.items.embed(i, u))
+  want = jnp.einsum("bd,bnd->bn", o, e)
+  # the factored form scores padding as MLP(0)·o; ranking drops column 0 anyway
+  np.testing.assert_allclose(scores[:, 1:], want[:, 1:], rtol=1e-4, atol=1e-6)
+  other = model.apply(variables, ids, jnp.array([1, 1, 1]), method=model.score)
+  assert not np.allclose(scores, other)  # the user conditions the items
+
+
+def test_tables_are_constants_not_parameters():
+  model, variables, t = _model()
+  flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+  assert all(leaf.shape != t.U.shape and leaf.shape != t.I.shape for _, leaf in flat)
+  np.testing.assert_array_equal(variables[GRASP]["grasp"]["I_bar"], t.I_bar)
+
+
+@pytest.mark.parametrize("backbone,loss", [("sasrec", "bce"), ("sasrec", "bce_all"), ("sasrec", "ce"),
+                                           ("gru4rec", "bce"), ("gru4rec", "ce")])
+def test_training_loss_reads_each_rows_user(backbone, loss):
+  model, variables, _ = _model(backbone, loss=loss)
+  # at init (projections of std 0.02) every gate sits near 1/2; widen them so users differ visibly
+  g = variables["params"]["grasp"]
+  variables["params"]["grasp"] = {**g, **{k: {"kernel": g[k]["kernel"] * 30} for k in ("user_proj", "item_proj")}}
+  L = 6 if loss == "bce_all" else 5
+  ids = jnp.array([[0, 0, 4, 9, 2, 5][-L:], [1, 2, 3, 4, 5, 6][-L:]])
+  batch = {"input_ids": ids, "target": jnp.array([7, 8]), "negative": jnp.array([10, 11]) if loss == "bce"
+           else jnp.array([[10, 11, 12, 13, 14], [15, 16, 17, 18, 19]]), "weight": jnp.ones(2)}
+  if loss == "ce":
+    del batch["negative"]
+  rows = lambda users: model.apply(variables, {**batch, "user": jnp.array(users)}, False, method=model.loss)
+  a, b = rows([0, 1]), rows([0, 4])
+  assert np.isfinite(a).all()
+  assert float(a[0]) == float(b[0])  # same user, same row loss
+  assert not np.isclose(a[1], b[1], rtol=1e-6, atol=0)  # another user, another row loss
+  with pytest.raises(KeyError, match="user"):
+    model.apply(variables, batch, False, method=model.loss)
+
+
+def test_refusals():
+  with pytest.raises(ValueError, match="bsarec does not take the GRASP channel; backbones that do: gru4rec, sasrec"):
+    registry.build("bsarec", ITEMS, grasp_dim=E, grasp_users=USERS)
+  with pytest.raises(ValueError, match="separate channels"):
+    registry.build("sasrec", ITEMS, grasp_dim=E, grasp_users=USERS, bank_dim=4)
+  data = synthetic_dataset(num_users=40, num_items=30, seed=1)[0]
+  with pytest.raises(ValueError, match="GRASP tables have 7 users and 20 items, data has 40 and 30"):
+    train_and_evaluate(data, "sasrec", "unused", TrainConfig(epochs=1), grasp=_tables())
+
+
+def test_grasp_run_trains_ranks_records_its_tables_and_refuses_others_on_resume(tmp_path):
+  data = synthetic_dataset(num_users=120, num_items=60, seed=3)[0]
+  t = _tables(data.num_users, data.num_items, seed=4)
+  cfg = TrainConfig(epochs=2, batch_size=32, progress=False)
+  res = train_and_evaluate(data, "gru4rec", tmp_path / "run", cfg, grasp=t, hidden=16, max_len=10)
+  saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+  assert saved["grasp"] == res["grasp"] and len(res["grasp"]) == 16 and res["bank"] is None
+  assert res["model_config"]["grasp_dim"] == E and res["model_config"]["grasp_users"] == data.num_users
+  assert np.load(tmp_path / "run" / "test_ranks.npy").shape == (data.num_users,)
+  again = train_and_evaluate(data, "gru4rec", tmp_path / "run", cfg, grasp=t, hidden=16, max_len=10)
+  assert again["test"] == res["test"]  # a finished run resumes to the same result
+  other = _tables(data.num_users, data.num_items, seed=5)
+  with pytest.raises(ValueError, match="grasp"):
+    train_and_evaluate(data, "gru4rec", tmp_path / "run", cfg, grasp=other, hidden=16, max_len=10)
