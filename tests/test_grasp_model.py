@@ -2,6 +2,8 @@
 full-catalogue scores, frozen tables, per-user items in training and ranking, and the refusals."""
 
 import json
+import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -132,3 +134,29 @@ def test_grasp_run_trains_ranks_records_its_tables_and_refuses_others_on_resume(
   other = _tables(data.num_users, data.num_items, seed=5)
   with pytest.raises(ValueError, match="grasp"):
     train_and_evaluate(data, "gru4rec", tmp_path / "run", cfg, grasp=other, hidden=16, max_len=10)
+
+
+def test_binary_with_grasp_tables_agrees_on_one_and_four_devices(tiny_data_file, tmp_path):
+  """`--grasp_tables` end to end: batches and evaluation chunks split over 4 devices carry each
+  row's user, so losses and metrics equal the 1-device run's."""
+  from test_train import BIN, _log, _metrics
+
+  from aser_jax.bank.grasp import save_grasp_tables
+  from aser_jax.data.sequences import read_sequences
+
+  data = read_sequences(tiny_data_file)
+  tables = tmp_path / "grasp.npz"
+  save_grasp_tables(tables, _tables(data.num_users, data.num_items, seed=6))
+  for n in (1, 4):
+    subprocess.run(BIN + [f"--data={tiny_data_file}", f"--workdir={tmp_path / str(n)}", "--backbone=sasrec",
+                          "--epochs=2", "--hidden=16", "--batch_size=64", "--progress=false",
+                          f"--grasp_tables={tables}"],
+                   env={**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"},
+                   check=True, capture_output=True, text=True)
+  a, b = _metrics(tmp_path / "1"), _metrics(tmp_path / "4")
+  assert (a["devices"], b["devices"], a["grasp"]) == (1, 4, b["grasp"]) and a["grasp"] is not None
+  np.testing.assert_allclose([float(r["loss"]) for r in _log(tmp_path / "1")],
+                             [float(r["loss"]) for r in _log(tmp_path / "4")], rtol=1e-5)
+  for split in ("valid", "test"):
+    for k, v in a[split].items():
+      assert b[split][k] == pytest.approx(v, abs=1e-9), (split, k)
