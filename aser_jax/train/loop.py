@@ -66,9 +66,10 @@ class Evaluator:
     self.mesh = mesh
     n_dev = mesh.devices.size
     per_user = getattr(model, "uses_users", False)
-    # GRASP scores a chunk through a [chunk, I+1, hidden] activation: cut the chunk to match
-    width = model.cfg.hidden if per_user else 1
-    self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items * width), n_dev)
+    # GRASP scores a chunk through a [chunk, I+1, hidden] activation and recomputes its item terms
+    # per chunk: a chunk as wide as Base's would be tiny and spend its time on those terms
+    width, budget = (model.cfg.hidden, 512 << 20) if per_user else (1, 64 << 20)
+    self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items * width, budget), n_dev)
     self.splits = {w: eval_split(data, max_len, w) for w in ("valid", "test")}
     self.consts = jax.device_put(consts or {}, sharding.replicated(mesh))
     if per_user:
