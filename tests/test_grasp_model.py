@@ -129,6 +129,9 @@ def test_grasp_run_trains_ranks_records_its_tables_and_refuses_others_on_resume(
   assert saved["grasp"] == res["grasp"] and len(res["grasp"]) == 16 and res["bank"] is None
   assert res["model_config"]["grasp_dim"] == E and res["model_config"]["grasp_users"] == data.num_users
   assert np.load(tmp_path / "run" / "test_ranks.npy").shape == (data.num_users,)
+  groups = saved["test_head_tail"]
+  assert groups["head users"]["users"] == int(np.ceil(0.2 * data.num_users))
+  assert groups["head items"]["users"] + groups["tail items"]["users"] == data.num_users
   again = train_and_evaluate(data, "gru4rec", tmp_path / "run", cfg, grasp=t, hidden=16, max_len=10)
   assert again["test"] == res["test"]  # a finished run resumes to the same result
   other = _tables(data.num_users, data.num_items, seed=5)

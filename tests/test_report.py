@@ -4,7 +4,8 @@ from scipy import stats
 
 from aser_jax.eval.paper_tables import table6_reference
 from aser_jax.eval.report import cold_start_report, table6
-from aser_jax.eval.significance import cold_start_buckets, facet_target_split, paired_comparison
+from aser_jax.eval.significance import (cold_start_buckets, facet_target_split, head_tail_split, paired_comparison,
+                                       top_share)
 
 
 def test_paired_t_test_by_hand():
@@ -31,6 +32,20 @@ def test_cold_start_buckets_by_hand():
   assert b["1-5"] == {"users": 2, "HR@10": 0.5, "NDCG@10": pytest.approx(0.5)}
   assert b["6-10"]["users"] == 2 and b["6-10"]["HR@10"] == 0.5
   assert b["11-20"]["NDCG@10"] == pytest.approx(1 / np.log2(3))
+
+
+def test_head_tail_split_by_hand():
+  """Five users, ten items: the head is ceil(20%) of each, ties to the lower index."""
+  ranks = np.array([1, 20, 3, 11, 2])
+  user_counts = np.array([4, 9, 9, 1, 2])  # users 1 and 2 tie for the top: user 1 is the head
+  item_counts = np.array([0, 5, 1, 8, 0, 0, 8, 0, 0, 0, 2])  # row 0 padding; items 3 and 6 lead, ceil(2) = both
+  targets = np.array([3, 1, 6, 10, 3])
+  assert top_share(user_counts).tolist() == [False, True, False, False, False]
+  s = head_tail_split(ranks, user_counts, targets, item_counts)
+  assert s["head users"] == {"users": 1, "HR@10": 0.0, "NDCG@10": 0.0}
+  assert s["tail users"]["users"] == 4 and s["tail users"]["HR@10"] == 0.75
+  assert s["head items"] == {"users": 3, "HR@10": 1.0, "NDCG@10": pytest.approx((1 + 0.5 + 1 / np.log2(3)) / 3)}
+  assert s["tail items"] == {"users": 2, "HR@10": 0.0, "NDCG@10": 0.0}
 
 
 def test_facet_target_split_by_hand():

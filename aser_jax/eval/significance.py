@@ -69,3 +69,23 @@ def facet_target_split(ranks: np.ndarray, target_active: np.ndarray, k: int = 10
   of the rest: a Sens gain that comes from the bank's content shows up in the first group."""
   target_active = np.asarray(target_active, bool)
   return group_metrics(ranks, {"active facet": target_active, "no active facet": ~target_active}, k)
+
+
+def top_share(counts: np.ndarray, share: float = 0.2) -> np.ndarray:
+  """Boolean mask of the `ceil(share · n)` rows with the largest counts (ties to the lower index):
+  the Pareto "head" of users or items."""
+  counts = np.asarray(counts)
+  order = np.lexsort((np.arange(len(counts)), -counts))
+  head = np.zeros(len(counts), bool)
+  head[order[:int(np.ceil(share * len(counts)))]] = True
+  return head
+
+
+def head_tail_split(ranks: np.ndarray, user_counts: np.ndarray, target_B: np.ndarray, item_counts: np.ndarray,
+                    k: int = 10, share: float = 0.2) -> dict[str, dict[str, float]]:
+  """HR@k and NDCG@k of head and tail users (the `share` with the longest training histories, the
+  rest) and of test users whose target is a head or tail item (the `share` of the catalogue with
+  the most training interactions; `item_counts` [I+1], row 0 padding), as GRASP reports them."""
+  users = top_share(user_counts, share)
+  items = top_share(np.asarray(item_counts)[1:], share)[np.asarray(target_B) - 1]
+  return group_metrics(ranks, {"head users": users, "tail users": ~users, "head items": items, "tail items": ~items}, k)

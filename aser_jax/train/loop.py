@@ -24,8 +24,9 @@ from tqdm import tqdm
 from aser_jax import provenance
 from aser_jax.data.pipeline import PipelineConfig, TrainIterator, steps_per_epoch
 from aser_jax.data.sequences import SequenceData
-from aser_jax.data.splits import TrainSamples, eval_split, train_samples, train_sequences
+from aser_jax.data.splits import TrainSamples, eval_split, train_item_counts, train_samples, train_sequences
 from aser_jax.eval import ranking
+from aser_jax.eval.significance import head_tail_split
 from aser_jax.models import registry
 from aser_jax.models.fusion import bank_variables, fusion_diagnostics
 from aser_jax.models.grasp import grasp_variables
@@ -286,6 +287,10 @@ class RunBook:
                                                                setup.model_cfg.blend),
         "valid": loop["best_valid"],
         "test": ranking.metrics_from_ranks(test_ranks),
+        # GRASP's Pareto view: the 20% of users with the longest training histories, the 20% of items
+        # with the most training interactions (by test target), and the rest
+        "test_head_tail": head_tail_split(test_ranks, np.array([max(len(q) - 2, 0) for q in data.sequences]),
+                                          setup.evaluator.splits["test"].targets, train_item_counts(data)),
         "epochs": loop["epoch"],
         "best_epoch": loop["best_epoch"] + 1,
         "stopped_early": stopped_by == "patience",
