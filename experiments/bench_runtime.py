@@ -14,6 +14,7 @@ from absl import app, flags
 
 from aser_jax import configs, provenance
 from aser_jax.bank.aggregate import Bank
+from aser_jax.bank.grasp import GraspTables, load_grasp_tables
 from aser_jax.bank.io import load_bank
 from aser_jax.cli import setup_logging
 from aser_jax.eval.runtime import bench_base_vs_sens
@@ -30,6 +31,9 @@ flags.DEFINE_integer("warmup", 8, "Warm-up iterations.")
 flags.DEFINE_integer("iters", 40, "Timed iterations.")
 flags.DEFINE_string("settings", "beauty", "Dataset whose paper settings each backbone uses (see aser_jax/configs.py).")
 flags.DEFINE_string("side_file", None, "Side information for DIFF (an S3-Rec item2attributes json or an item table).")
+flags.DEFINE_string("grasp_tables", None, "Also time GRASP (sasrec, gru4rec) with these tables (grasp.npz of "
+                    "build_grasp.py), or 'random' for random tables of Beauty's users and --bank_dim.")
+flags.DEFINE_integer("grasp_users", 22363, "Users of the random GRASP tables (Beauty: 22,363).")
 
 
 def _random_bank(num_items: int, dim: int) -> Bank:
@@ -53,14 +57,31 @@ def _side(num_items: int):
                                for i in range(1, num_items + 1)}, num_items)
 
 
+def _grasp(num_items: int):
+  """--grasp_tables: the file, random tables of its shape ('random'), or None."""
+  if FLAGS.grasp_tables is None:
+    return None
+  if FLAGS.grasp_tables != "random":
+    return load_grasp_tables(FLAGS.grasp_tables)
+  rng = np.random.default_rng(0)
+  f = lambda n: rng.normal(size=(n, FLAGS.bank_dim)).astype(np.float32)
+  I, I_bar = f(num_items + 1), f(num_items + 1)
+  I[0] = I_bar[0] = 0  # padding
+  return GraspTables(f(FLAGS.grasp_users), f(FLAGS.grasp_users), I, I_bar)
+
+
 def main(argv):
   del argv
   setup_logging()
   bank = load_bank(FLAGS.bank)[0] if FLAGS.bank else _random_bank(FLAGS.num_items, FLAGS.bank_dim)
+  grasp = _grasp(bank.num_items)
+  if grasp is not None and grasp.num_items != bank.num_items:
+    raise app.UsageError(f"--grasp_tables has {grasp.num_items} items, the bank {bank.num_items}")
   out = []
   for backbone in FLAGS.backbones:
     side = _side(bank.num_items) if registry.needs_side(backbone) else None
     kw = dict(batch=FLAGS.batch, warmup=FLAGS.warmup, iters=FLAGS.iters, side=side,
+              grasp=grasp if registry.takes_grasp(backbone) else None,
               **configs.paper_settings(backbone, FLAGS.settings)[0])
     out.append(bench_base_vs_sens(backbone, bank.num_items, bank, **kw))
   print(json.dumps({"runs": out, "environment": provenance.environment()}, indent=2))

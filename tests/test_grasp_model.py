@@ -81,6 +81,16 @@ def test_factored_scores_equal_the_user_state_times_every_item_embedding(backbon
   assert not np.allclose(scores, other)  # the user conditions the items
 
 
+def test_item_terms_built_once_serve_the_same_scores():
+  """What bench_runtime serves (item terms computed once, then scores per batch) is `score`."""
+  model, variables, _ = _model("gru4rec")
+  ids, users = jnp.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5]]), jnp.array([6, 2])
+  terms = model.apply(variables, method=lambda m: m.items.item_terms())
+  served = model.apply(variables, ids, users, terms,
+                       method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+  np.testing.assert_allclose(served, model.apply(variables, ids, users, method=model.score), rtol=1e-6, atol=1e-7)
+
+
 def test_tables_are_constants_not_parameters():
   model, variables, t = _model()
   flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]

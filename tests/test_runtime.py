@@ -31,3 +31,18 @@ def test_runtime_of_diff_with_side_information():
   res = bench_base_vs_sens("diff", n, bank, batch=4, warmup=1, iters=2, side=side, hidden=D, max_len=6)
   base, sens = res["base"], res["sens"]
   assert sens["learned_params"] - base["learned_params"] == sens["fusion_params"] == d_b * D + D + 5 * D + 1
+
+
+def test_runtime_of_grasp_counts_its_parameters_and_times_the_scores_it_serves():
+  """GRASP replaces the ID table by two projections and the MLP, and joins the timed rotation."""
+  from test_grasp_model import _tables
+
+  n, E, D, users = 30, 12, 16, 9
+  tables = _tables(users, n)
+  res = bench_base_vs_sens("gru4rec", n, None, batch=4, warmup=1, iters=2, grasp=tables, hidden=D, max_len=6)
+  base, grasp = res["base"], res["grasp"]
+  assert (grasp["variant"], grasp["iters"], "sens" in res) == ("GRASP", 2, False)
+  # user and item projections (E x D each), W1 (4D x D) + b1, W2 (D x D) + b2
+  assert grasp["grasp_params"] == 2 * E * D + 4 * D * D + D + D * D + D
+  assert grasp["learned_params"] - base["learned_params"] == grasp["grasp_params"] - (n + 1) * D  # no ID table
+  assert res["grasp_over_base_latency"] == grasp["ms_per_query"] / base["ms_per_query"]

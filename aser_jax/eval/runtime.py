@@ -1,4 +1,4 @@
-"""Serving cost of Base vs Sens (the ASER paper's table 13 protocol).
+"""Serving cost of Base vs Sens, and of GRASP (the ASER paper's table 13 protocol).
 
 A query is a user history; one timed iteration is the forward pass of a batch of 128 queries
 plus scoring against the full catalogue, after 8 warm-up iterations, over 40 timed ones. The
@@ -18,6 +18,7 @@ import numpy as np
 from aser_jax.bank.aggregate import Bank
 from aser_jax.models import registry
 from aser_jax.models.fusion import bank_variables
+from aser_jax.models.grasp import grasp_variables
 
 
 def _count(tree) -> int:
@@ -30,11 +31,7 @@ def _served(backbone: str, num_items: int, bank: Bank | None, batch: int, seed: 
   if bank is not None:
     overrides["bank_dim"] = int(bank.K.shape[-1])
   model, cfg = registry.build(backbone, num_items, side=side, **overrides)
-  rng = np.random.default_rng(seed)
-  lengths = rng.integers(3, cfg.max_len + 1, batch)
-  ids = np.zeros((batch, cfg.max_len), np.int32)
-  for b, n in enumerate(lengths):
-    ids[b, cfg.max_len - n:] = rng.integers(1, num_items + 1, n)
+  ids, _ = _queries(cfg.max_len, num_items, batch, seed)
   params = model.init({"params": jax.random.key(seed)}, ids[:1], method=model.score)["params"]
   variables = {"params": params, **(bank_variables(model, ids[:1], bank) if bank is not None else {})}
 
@@ -77,20 +74,63 @@ def _timed(call) -> float:
   return time.perf_counter() - t
 
 
-def bench_base_vs_sens(backbone: str, num_items: int, bank: Bank, batch: int = 128, warmup: int = 8,
-                       iters: int = 40, seed: int = 0, side=None, **model_overrides) -> dict:
+def _grasp_served(backbone: str, tables, batch: int, seed: int, model_overrides: dict):
+  """A compiled GRASP serving call: the batch's users (random rows) get every item's user-conditioned
+  score; the item terms (`GraspItems.item_terms`) depend on params and tables only and are built once."""
+  model, cfg = registry.build(backbone, tables.num_items, grasp_dim=tables.dim, grasp_users=tables.num_users,
+                              **model_overrides)
+  ids, rng = _queries(cfg.max_len, tables.num_items, batch, seed)
+  users = jax.device_put(rng.integers(0, tables.num_users, batch).astype(np.int32))
+  params = model.init({"params": jax.random.key(seed)}, ids[:1], method=model.score)["params"]
+  variables = {"params": params, **grasp_variables(model, ids[:1], tables)}
+  terms_fn = jax.jit(lambda v: model.apply(v, method=lambda m: m.items.item_terms()))
+  terms = jax.block_until_ready(terms_fn(variables))  # compile
+  t = time.perf_counter()
+  terms = jax.block_until_ready(terms_fn(variables))
+  terms_s = time.perf_counter() - t
+
+  @jax.jit
+  def serve(v, ids_BxL, users_B, terms):
+    return model.apply(v, ids_BxL, users_B, terms,
+                       method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+
+  ids_dev = jax.device_put(ids)
+  facts = {"backbone": backbone, "variant": "GRASP", "num_items": tables.num_items, "batch": batch,
+           "learned_params": _count(params), "grasp_params": _count(params["grasp"]),
+           "table_build_ms_once": 1000 * terms_s, "backend": jax.default_backend()}
+  return lambda: jax.block_until_ready(serve(variables, ids_dev, users, terms)), facts
+
+
+def _queries(max_len: int, num_items: int, batch: int, seed: int):
+  """`batch` random histories of 3..max_len items, left-padded, and the generator that drew them."""
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(3, max_len + 1, batch)
+  ids = np.zeros((batch, max_len), np.int32)
+  for b, n in enumerate(lengths):
+    ids[b, max_len - n:] = rng.integers(1, num_items + 1, n)
+  return ids, rng
+
+
+def bench_base_vs_sens(backbone: str, num_items: int, bank: Bank | None, batch: int = 128, warmup: int = 8,
+                       iters: int = 40, seed: int = 0, side=None, grasp=None, **model_overrides) -> dict:
   """Base and Sens timed in alternation (Base, Sens, then Sens, Base, ...), so a shared machine's
-  changing load falls on both alike; `sens_over_base_latency` is the ratio of their medians."""
-  base_call, base_facts = _served(backbone, num_items, None, batch, seed, side, model_overrides)
-  sens_call, sens_facts = _served(backbone, num_items, bank, batch, seed, side, model_overrides)
+  changing load falls on both alike; `sens_over_base_latency` is the ratio of their medians. With
+  `grasp` tables (`bank.grasp.GraspTables`) GRASP joins the rotation (`grasp_over_base_latency`)."""
+  calls = {"base": _served(backbone, num_items, None, batch, seed, side, model_overrides)}
+  if bank is not None:
+    calls["sens"] = _served(backbone, num_items, bank, batch, seed, side, model_overrides)
+  if grasp is not None:
+    calls["grasp"] = _grasp_served(backbone, grasp, batch, seed, model_overrides)
   for _ in range(warmup):
-    base_call()
-    sens_call()
-  base_t, sens_t = [], []
+    for call, _ in calls.values():
+      call()
+  times = {name: [] for name in calls}
+  names = list(calls)
   for i in range(iters):
-    order = ((base_call, base_t), (sens_call, sens_t))
-    for call, times in order if i % 2 == 0 else order[::-1]:
-      times.append(_timed(call))
-  base, sens = _latency(base_facts, base_t, warmup), _latency(sens_facts, sens_t, warmup)
-  return {"backbone": backbone, "base": base, "sens": sens, "interleaved": True,
-          "sens_over_base_latency": sens["ms_per_query"] / base["ms_per_query"]}
+    for name in names if i % 2 == 0 else names[::-1]:
+      times[name].append(_timed(calls[name][0]))
+  out = {"backbone": backbone, "interleaved": True,
+         **{name: _latency(calls[name][1], times[name], warmup) for name in names}}
+  for name in names[1:]:
+    out[f"{name}_over_base_latency"] = out[name]["ms_per_query"] / out["base"]["ms_per_query"]
+  return out

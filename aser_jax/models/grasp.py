@@ -72,8 +72,9 @@ class GraspItems(nn.Module):
       user_B = jnp.zeros((B,), jnp.int32)
     return (self.user_proj(self.tables["U"].value[user_B]), self.user_proj(self.tables["U_bar"].value[user_B]))
 
-  def _item_terms(self, ids=None):
-    """Per item: p, p̄ and W1's three terms (self, similar, global); all items when `ids` is None."""
+  def item_terms(self, ids=None):
+    """Per item: p, p̄ and W1's three terms (self, similar, global); all items when `ids` is None.
+    They depend on the params and tables only: a server computes them once (`scores(..., terms)`)."""
     I, I_bar = self.tables["I"].value, self.tables["I_bar"].value
     if ids is not None:
       I, I_bar = I[ids], I_bar[ids]
@@ -94,7 +95,7 @@ class GraspItems(nn.Module):
   def embed(self, ids_BxK, user_B) -> jax.Array:
     """`i_all(u_b, ids[b, k])`: [B, K, D], zero at padding (id 0)."""
     q, qb = self._queries(user_B, ids_BxK.shape[0])
-    h = self._hidden(q[:, None], qb[:, None], self._item_terms(ids_BxK))
+    h = self._hidden(q[:, None], qb[:, None], self.item_terms(ids_BxK))
     return (h @ self.w2 + self.b2) * (ids_BxK > 0)[..., None]
 
   def logits(self, o_BxKxD, ids_BxK, user_B) -> jax.Array:
@@ -104,8 +105,10 @@ class GraspItems(nn.Module):
       o_BxKxD = o_BxKxD[:, None]
     return jnp.sum(o_BxKxD * e, -1)
 
-  def scores(self, o_BxD, user_B) -> jax.Array:
-    """`o_b · i_all(u_b, j)` for every item j: [B, I+1], without a [B, I+1, D] tensor."""
+  def scores(self, o_BxD, user_B, terms=None) -> jax.Array:
+    """`o_b · i_all(u_b, j)` for every item j: [B, I+1], without a [B, I+1, D] tensor; `terms`:
+    `item_terms()` computed beforehand."""
     q, qb = self._queries(user_B, o_BxD.shape[0])
-    h_BxNxH = self._hidden(q[:, None], qb[:, None], jax.tree.map(lambda t: t[None], self._item_terms()))
+    terms = self.item_terms() if terms is None else terms
+    h_BxNxH = self._hidden(q[:, None], qb[:, None], jax.tree.map(lambda t: t[None], terms))
     return jnp.einsum("bnh,bh->bn", h_BxNxH, o_BxD @ self.w2.T) + (o_BxD @ self.b2)[:, None]

@@ -47,12 +47,18 @@ def build(name: str, num_items: int, config: Any = None, side: Any = None, **ove
       raise KeyError(f"{name} config has no field(s) {sorted(unknown)}")
     cfg = dataclasses.replace(cfg, **overrides)
   module_cls = _REGISTRY[name][0]
-  if getattr(cfg, "grasp_dim", 0) and not getattr(module_cls, "grasp_channel", False):
-    grasp = sorted(n for n, (m, _) in _REGISTRY.items() if getattr(m, "grasp_channel", False))
+  if getattr(cfg, "grasp_dim", 0) and not takes_grasp(name):
+    grasp = sorted(n for n in _REGISTRY if takes_grasp(n))
     raise ValueError(f"{name} does not take the GRASP channel; backbones that do: {', '.join(grasp)}")
   if side is not None and needs_side(name):
     return module_cls(cfg, num_items, side), cfg
   return module_cls(cfg, num_items), cfg
+
+
+def takes_grasp(name: str) -> bool:
+  """Whether the backbone takes the GRASP channel (class attribute `grasp_channel`)."""
+  _import_all()
+  return bool(getattr(_REGISTRY[name][0], "grasp_channel", False))
 
 
 def needs_side(name: str) -> bool:
