@@ -5,6 +5,9 @@ Every backbone module exposes the same methods, used through `module.apply(..., 
 `encode(input_ids_BxL, train)` -> [B, D] user state for the next position;
 `score(input_ids_BxL)` -> [B, I+1] scores against all items (evaluation);
 `loss(batch, train)` -> [B] per-row training loss (rows with weight 0 are ignored by the caller).
+A backbone built with the GRASP channel (`grasp_channel`, `grasp_dim > 0`) has `uses_users` true:
+its items depend on the user, so `score` takes the users' rows (`score(input_ids_BxL, user_B)`),
+its loss reads `batch["user"]`, and it has no user-independent `item_table`.
 """
 
 from __future__ import annotations
