@@ -63,11 +63,17 @@ def test_item_embeddings_match_the_equations_and_padding_is_zero():
       item = int(ids[b, k])
       want = np.zeros(D) if item == 0 else _reference(p, t, int(users[b]), item)
       np.testing.assert_allclose(got[b, k], want, rtol=2e-5, atol=1e-6)
+  model, variables, t = _model(grasp_ids=True)  # the extension adds the ID embedding, padding still zero
+  got = model.apply(variables, ids, users, method=lambda m, i, u: m.items.embed(i, u))
+  p = jax.tree.map(np.asarray, _grasp_params(variables))
+  np.testing.assert_allclose(got[1, 0], _reference(p, t, 6, 19) + p["id_emb"]["embedding"][19], rtol=2e-5, atol=1e-6)
+  assert not np.asarray(got[0, 1]).any()
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
-def test_factored_scores_equal_the_user_state_times_every_item_embedding(backbone):
-  model, variables, _ = _model(backbone)
+@pytest.mark.parametrize("backbone,ids", [("sasrec", False), ("gru4rec", False), ("sasrec", True)])
+def test_factored_scores_equal_the_user_state_times_every_item_embedding(backbone, ids):
+  model, variables, _ = _model(backbone, grasp_ids=ids)
+  assert ("id_emb" in variables["params"]["grasp"]) == ids
   ids = jnp.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
   users = jnp.array([0, 5, 3])
   scores = model.apply(variables, ids, users, method=model.score)

@@ -10,7 +10,8 @@ the mean embedding of its k most similar others (`Ū_u`, `Ī_j`). Here, with the
 
 `i_all(u, j)` is the item j the backbone sees for user u: its input at every position and, tied,
 its output embedding (score `o_u · i_all(u, j)`, the backbone's loss unchanged). It replaces the
-ID embedding, as the spec builds it, so items are known only through their text.
+ID embedding, as the spec builds it, so items are known only through their text; `grasp_ids=True`
+(an extension) adds each item's ID embedding `e_j` to `i_all`, at the input and in the scores.
 
 Full-catalogue scores never build the [B, I+1, d] tensor: W1's input is linear in the three
 gates, so `W1` applied to each item's terms is computed once per call ([I+1, H] three times),
@@ -65,6 +66,8 @@ class GraspItems(nn.Module):
     self.b1 = self.param("mlp_in_bias", nn.initializers.zeros, (D,))
     self.w2 = self.param("mlp_out_kernel", nn.initializers.lecun_normal(), (D, D))
     self.b2 = self.param("mlp_out_bias", nn.initializers.zeros, (D,))
+    if cfg.grasp_ids:
+      self.id_emb = nn.Embed(self.num_items + 1, D, embedding_init=init, name="id_emb")
 
   def _queries(self, user_B, B: int):
     """The user side `q, q̄`; `user_B=None` (shape tracing at init only) stands for user 0."""
@@ -96,7 +99,10 @@ class GraspItems(nn.Module):
     """`i_all(u_b, ids[b, k])`: [B, K, D], zero at padding (id 0)."""
     q, qb = self._queries(user_B, ids_BxK.shape[0])
     h = self._hidden(q[:, None], qb[:, None], self.item_terms(ids_BxK))
-    return (h @ self.w2 + self.b2) * (ids_BxK > 0)[..., None]
+    e = h @ self.w2 + self.b2
+    if self.cfg.grasp_ids:
+      e = e + self.id_emb(ids_BxK)
+    return e * (ids_BxK > 0)[..., None]
 
   def logits(self, o_BxKxD, ids_BxK, user_B) -> jax.Array:
     """`o[b, k] · i_all(u_b, ids[b, k])`: [B, K] (a [B, D] state is shared by the row's ids)."""
@@ -111,4 +117,5 @@ class GraspItems(nn.Module):
     q, qb = self._queries(user_B, o_BxD.shape[0])
     terms = self.item_terms() if terms is None else terms
     h_BxNxH = self._hidden(q[:, None], qb[:, None], jax.tree.map(lambda t: t[None], terms))
-    return jnp.einsum("bnh,bh->bn", h_BxNxH, o_BxD @ self.w2.T) + (o_BxD @ self.b2)[:, None]
+    s = jnp.einsum("bnh,bh->bn", h_BxNxH, o_BxD @ self.w2.T) + (o_BxD @ self.b2)[:, None]
+    return s + o_BxD @ self.id_emb.embedding.T if self.cfg.grasp_ids else s

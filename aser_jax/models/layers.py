@@ -36,6 +36,7 @@ class BackboneConfig:
   blend: str = "convex"  # "convex": (1 − α) e + α s (ASER_SPEC §5); "residual": e + α s (extension)
   grasp_dim: int = 0  # width of the GRASP channel's text tables; 0 = no GRASP (models.grasp)
   grasp_users: int = 0  # rows of its user tables (the data's users)
+  grasp_ids: bool = False  # GRASP: add each item's ID embedding to i_all (an extension; the spec has none)
 
   def __post_init__(self):
     """Refuses values no backbone can use, Base runs included: a mistyped fusion setting would

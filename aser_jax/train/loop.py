@@ -377,7 +377,7 @@ def tables_digest(arrays: dict) -> str:
 # Settings added after run fingerprints were, by (backbone or "*", setting), with the value that does
 # what older versions did: a checkpoint whose fingerprint lacks one resumes when the run keeps it.
 _ADDED_SETTINGS = {("*", "model.blend"): "convex", ("bert4rec", "model.loss"): "mlm",
-                   ("*", "model.grasp_dim"): 0, ("*", "model.grasp_users"): 0}
+                   ("*", "model.grasp_dim"): 0, ("*", "model.grasp_users"): 0, ("*", "model.grasp_ids"): False}
 _MISSING = object()
 
 
