@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
+
+from conftest import REPO
 
 from aser_jax.bank import grasp
 from aser_jax.data.errors import DataError
@@ -258,3 +262,19 @@ def test_save_load_round_trip_and_errors(tmp_path):
     grasp.load_grasp_tables(tmp_path / "meta.npz")
   with pytest.raises(DataError, match=r"\[I\]"):
     grasp.save_grasp_tables(tmp_path / "bad.npz", dataclasses.replace(tables, I=I + 1))
+
+
+def test_binaries_build_tables_then_train_with_them(tmp_path):
+  """build_grasp.py (prompts, then tables) and train_recommender.py --grasp_tables fit together on
+  the embedded synthetic catalogue; the fast hashed encoder stands in for MiniLM."""
+  run = lambda *args: subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, check=True)
+  out = tmp_path / "grasp"
+  run("experiments/build_grasp.py", f"--out={out}", "--write_prompts")
+  first = json.loads((out / "prompts" / "users.jsonl").read_text().splitlines()[0])
+  assert set(first) == {"id", "prompt"} and not (out / "grasp.npz").exists()
+  meta = json.loads(run("experiments/build_grasp.py", f"--out={out}", "--encoder=char-ngram", "--progress=false").stdout)
+  assert (meta["E"], meta["item_text_source"], meta["num_items"]) == (256, "template", 300)
+  run("experiments/train_recommender.py", "--backbone=gru4rec", f"--workdir={tmp_path / 'run'}", "--epochs=1",
+      "--hidden=16", "--progress=false", f"--grasp_tables={out / 'grasp.npz'}")
+  m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+  assert m["model_config"]["grasp_dim"] == 256 and m["grasp"] is not None
