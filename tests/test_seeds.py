@@ -120,6 +120,24 @@ def test_seeds_together_with_a_bank_match_a_run_of_its_own(tiny_data_file, tmp_p
   _same_run(tmp_path / "a1", tmp_path / "t1")
 
 
+def test_seeds_together_with_grasp_tables_match_a_run_of_its_own(tiny_data_file, tmp_path):
+  """GRASP: the tables are shared constants and each seed's batches carry their own users."""
+  from test_grasp_model import _tables
+
+  from aser_jax.data.sequences import read_sequences
+  from aser_jax.train.loop import TrainConfig, train_and_evaluate
+  from aser_jax.train.seeds import train_seeds
+
+  data = read_sequences(tiny_data_file)
+  tables = _tables(data.num_users, data.num_items, seed=2)
+  cfg = TrainConfig(epochs=2, batch_size=64, progress=False)
+  together = train_seeds(data, "gru4rec", [tmp_path / "t0", tmp_path / "t1"], cfg, [0, 1], grasp=tables, hidden=16)
+  alone = train_and_evaluate(data, "gru4rec", tmp_path / "a1", dataclasses.replace(cfg, seed=1), grasp=tables,
+                             hidden=16)
+  assert together[1]["grasp"] == alone["grasp"] is not None
+  _same_run(tmp_path / "a1", tmp_path / "t1")
+
+
 def test_jobs_that_differ_only_in_their_seed_are_grouped():
   from aser_jax.train.run import _group_seeds
 
