@@ -127,6 +127,9 @@ def test_training_loss_reads_each_rows_user(backbone, loss):
 
 
 def test_refusals():
+  model, variables, _ = _model()
+  with pytest.raises(ValueError, match="no user-independent item table"):
+    model.apply(variables, method=model.item_table)
   with pytest.raises(ValueError, match="bsarec does not take the GRASP channel; backbones that do: gru4rec, sasrec"):
     registry.build("bsarec", ITEMS, grasp_dim=E, grasp_users=USERS)
   with pytest.raises(ValueError, match="separate channels"):

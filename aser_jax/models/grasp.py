@@ -69,6 +69,10 @@ class GraspItems(nn.Module):
     if cfg.grasp_ids:
       self.id_emb = nn.Embed(self.num_items + 1, D, embedding_init=init, name="id_emb")
 
+  def table(self):
+    raise ValueError("a GRASP model has no user-independent item table: its items depend on the user "
+                     "(use score(input_ids, user_B) or items.scores)")
+
   def _queries(self, user_B, B: int):
     """The user side `q, q̄`; `user_B=None` (shape tracing at init only) stands for user 0."""
     if user_B is None:
