@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_lines, write_text_atomic
+from aser_jax.data.io import iter_json_objects, write_text_atomic
 from aser_jax.data.sequences import SequenceData
 
 _SOURCE_ORDER = {"title": 0, "description": 1, "review": 2}
@@ -153,15 +153,7 @@ def read_generated(path: str | os.PathLike, expected_ids: Iterable) -> dict[str,
   the file, the line and the field. Ids are compared as strings; expected ids may be absent."""
   expected = {str(i) for i in expected_ids}
   out, seen = {}, {}
-  for lineno, line in iter_lines(path):
-    if not line.strip():
-      continue
-    try:
-      obj = json.loads(line)
-    except json.JSONDecodeError as err:
-      raise DataError(path, lineno, f"not JSON: {err.msg}") from None
-    if not isinstance(obj, dict):
-      raise DataError(path, lineno, "expected a JSON object")
+  for lineno, obj in iter_json_objects(path):
     for field in ("id", "text"):
       if field not in obj:
         raise DataError(path, lineno, "missing field", field)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import zlib
 from pathlib import Path
@@ -35,6 +36,21 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     raise DataError(path, lineno + 1, f"corrupt or truncated gzip stream ({e})") from e
   except UnicodeDecodeError as e:
     raise DataError(path, lineno + 1, f"not valid UTF-8 ({e.reason})") from e
+
+
+def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+  """Yields `(line_number, object)` of a JSON-lines file (plain or gzipped), skipping blank lines;
+  a line that is not JSON, or not a JSON object, raises `DataError` naming the file and line."""
+  for lineno, line in iter_lines(path):
+    if not line.strip():
+      continue
+    try:
+      obj = json.loads(line)
+    except json.JSONDecodeError as err:
+      raise DataError(path, lineno, f"not JSON: {err.msg}") from None
+    if not isinstance(obj, dict):
+      raise DataError(path, lineno, "expected a JSON object")
+    yield lineno, obj
 
 
 def find_file(directory: str | os.PathLike, stem: str) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import gzip
 import json
 import os
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aser_jax.data.errors import DataError
+from aser_jax.data.io import iter_json_objects
 from aser_jax.teacher import prompts
 from aser_jax.teacher.lexicon import LexiconConfig, LexiconExtractor
 from aser_jax.teacher.schema import Rejected, Validation, record_json_schema, validate_output
@@ -297,25 +297,17 @@ class ReplayTeacher:
       self._read(file)
 
   def _read(self, path: Path) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-      for line_no, line in enumerate(handle, start=1):
-        if not line.strip():
-          continue
-        try:
-          obj = json.loads(line)
-        except json.JSONDecodeError as err:
-          raise DataError(path, line_no, f"not JSON: {err.msg}") from None
-        for field in ("item_id", "source", "text"):
-          if field not in obj:
-            raise DataError(path, line_no, "missing field", field=field)
-        if "records" in obj:
-          payload = obj["records"]
-        elif "output" in obj:
-          payload = obj["output"]
-        else:
-          raise DataError(path, line_no, "needs a 'records' or 'output' field")
-        self.table[(str(obj["item_id"]), obj["source"], obj["text"])] = payload
+    for line_no, obj in iter_json_objects(path):
+      for field in ("item_id", "source", "text"):
+        if field not in obj:
+          raise DataError(path, line_no, "missing field", field=field)
+      if "records" in obj:
+        payload = obj["records"]
+      elif "output" in obj:
+        payload = obj["output"]
+      else:
+        raise DataError(path, line_no, "needs a 'records' or 'output' field")
+      self.table[(str(obj["item_id"]), obj["source"], obj["text"])] = payload
 
   def annotate(self, examples: Sequence[TextExample]) -> list[Validation]:
     out = []
