@@ -25,6 +25,7 @@ from aser_jax.bank.aggregate import Bank, aggregate_bank, facet_spread
 from aser_jax.bank.facets import FACETS
 from aser_jax.bank.io import export_npz, save_bank
 from aser_jax.data.errors import DataError
+from aser_jax.data.io import save_atomic
 from aser_jax.supervision.examples import UNK_DOMAIN, content_mask, prefix
 from aser_jax.teacher.text import PRESETS
 
@@ -184,9 +185,7 @@ def build_bank(texts: list[tuple[int, str]], num_items: int, predict: Callable, 
       if not np.isfinite(arr).all():
         bad = rows[int(np.argwhere(~np.isfinite(arr))[0][0])][0]
         raise ValueError(f"student output {name} is not finite for item {bad} (shard {k})")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, item=np.array([i for i, _ in rows], np.int64), evidence=np.array(json.dumps(ev)), **o)
-    tmp.replace(path)
+    save_atomic(path, np.savez, item=np.array([i for i, _ in rows], np.int64), evidence=np.array(json.dumps(ev)), **o)
     computed += 1
     n_texts += len(rows)
     bar.update(len(rows))

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_json_objects, write_text_atomic
+from aser_jax.data.io import iter_json_objects, save_atomic, write_text_atomic
 from aser_jax.data.sequences import SequenceData
 
 _SOURCE_ORDER = {"title": 0, "description": 1, "review": 2}
@@ -198,7 +198,7 @@ def _embed_sharded(kind: str, texts: list[str], shard_dir: Path, embed_fn, shard
           raise ValueError(f"embed_fn returned shape {emb.shape} for {len(keep)} texts")
         arr = np.zeros((len(chunk), emb.shape[1]), np.float32)
         arr[keep] = emb
-      _save_atomic(path, np.save, arr)
+      save_atomic(path, np.save, arr)
     shards.append(arr)
     bar.update(len(chunk))
   bar.close()
@@ -260,16 +260,8 @@ def save_grasp_tables(path: str | os.PathLike, tables: GraspTables) -> None:
   """Writes U, U_bar, I, I_bar (float32) and `meta` (a JSON string) to one `.npz`, atomically."""
   path = Path(path)
   _check(path, tables.arrays())
-  _save_atomic(path, np.savez, **{name: np.asarray(a, np.float32) for name, a in tables.arrays().items()},
+  save_atomic(path, np.savez, **{name: np.asarray(a, np.float32) for name, a in tables.arrays().items()},
                meta=json.dumps(tables.meta, sort_keys=True))
-
-
-def _save_atomic(path: Path, save, *args, **kwargs) -> None:
-  """`save(file, ...)` through a temporary file and a rename: a kill never leaves half a file."""
-  tmp = path.with_name(path.name + ".tmp")
-  with open(tmp, "wb") as f:
-    save(f, *args, **kwargs)
-  os.replace(tmp, path)
 
 
 def _check(path: Path, arrays: dict) -> None:

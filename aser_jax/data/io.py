@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import zlib
@@ -63,13 +62,16 @@ def find_file(directory: str | os.PathLike, stem: str) -> Path:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-  """Writes `text` through a temporary file and a rename, so readers never see half a file."""
+  """Writes `text` (UTF-8, gzipped when `path` ends in `.gz`), so readers never see half a file."""
+  data = text.encode("utf-8")
+  save_atomic(path, lambda f: f.write(gzip.compress(data) if Path(path).suffix == ".gz" else data))
+
+
+def save_atomic(path: str | os.PathLike, save, *args, **kwargs) -> None:
+  """`save(binary_file, *args, **kwargs)` into `path.tmp`, then a rename: a killed writer never
+  leaves half a file under `path` (e.g. `save_atomic(p, np.savez, a=x)`)."""
   path = Path(path)
   tmp = path.with_name(path.name + ".tmp")
-  if path.suffix == ".gz":
-    with gzip.open(tmp, "wb") as f:
-      f.write(text.encode("utf-8"))
-  else:
-    with io.open(tmp, "w", encoding="utf-8") as f:
-      f.write(text)
+  with open(tmp, "wb") as f:
+    save(f, *args, **kwargs)
   os.replace(tmp, path)

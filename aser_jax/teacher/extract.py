@@ -13,12 +13,12 @@ import dataclasses
 import gzip
 import json
 import math
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aser_jax.data.io import write_text_atomic
 from aser_jax.teacher.backends import Teacher
 from aser_jax.teacher.schema import ATTRIBUTE_TO_FACET, Validation
 from aser_jax.teacher.text import TextExample
@@ -156,22 +156,7 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
                          f"{manifest.get(key)!r}; use a fresh --out to change it")
   else:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(manifest, indent=1))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text, encoding="utf-8")
-  os.replace(tmp, path)
-
-
-def _write_shard(path: Path, rows: list[dict[str, Any]], compress: bool) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  opener = gzip.open if compress else open
-  with opener(tmp, "wt", encoding="utf-8") as handle:
-    for row in rows:
-      handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-  os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest, indent=1))
 
 
 def run_extraction(examples: Sequence[TextExample], teacher: Teacher, out_dir: str | Path,
@@ -211,11 +196,11 @@ def run_extraction(examples: Sequence[TextExample], teacher: Teacher, out_dir: s
         shard.add(example, validation)
         rows.append(output_row(example, validation))
       bar.update(len(batch))
-    _atomic_write_text(summary_path, json.dumps(shard.to_dict()))
-    _write_shard(path, rows, config.compress)
+    write_text_atomic(summary_path, json.dumps(shard.to_dict()))
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))  # .gz: compressed
     total.merge(shard)
   bar.close()
-  _atomic_write_text(out_dir / SUMMARY, json.dumps(total.to_dict(), indent=1))
+  write_text_atomic(out_dir / SUMMARY, json.dumps(total.to_dict(), indent=1))
   return total
 
 
