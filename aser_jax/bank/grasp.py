@@ -80,12 +80,18 @@ def neighbour_means(X_NxE: np.ndarray, k: int, block: int = 256) -> np.ndarray:
   return out
 
 
+def _catalogue_id(ex, num_items: int) -> int | None:
+  """The example's item id when it is one of the catalogue's (1..num_items), else None."""
+  i = int(ex.item_id) if str(ex.item_id).isdigit() else -1
+  return i if 1 <= i <= num_items else None
+
+
 def _group_items(item_texts: Iterable, num_items: int) -> tuple[dict[int, list], int]:
   """Item id -> its `TextExample`s (catalogue ids only), and how many fell outside."""
   by_item, outside = {}, 0
   for ex in item_texts:
-    i = int(ex.item_id) if str(ex.item_id).isdigit() else -1
-    if 1 <= i <= num_items:
+    i = _catalogue_id(ex, num_items)
+    if i is not None:
       by_item.setdefault(i, []).append(ex)
     else:
       outside += 1
@@ -102,8 +108,8 @@ def item_titles(item_texts: Iterable, num_items: int) -> dict[int, str]:
   """Item id -> title: the first line of its first non-empty "title" text."""
   titles = {}
   for ex in item_texts:
-    i = int(ex.item_id) if str(ex.item_id).isdigit() else -1
-    if 1 <= i <= num_items and ex.source == "title" and ex.text.strip() and i not in titles:
+    i = _catalogue_id(ex, num_items)
+    if i is not None and ex.source == "title" and ex.text.strip() and i not in titles:
       titles[i] = ex.text.strip().splitlines()[0].strip()
   return titles
 
@@ -137,8 +143,7 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
   out.mkdir(parents=True, exist_ok=True)
   by_item, _ = _group_items(item_texts, data.num_items)
   titles = item_titles(item_texts, data.num_items)
-  items = [(str(i), ITEM_PROMPT.format(body=item_description(by_item[i]))) for i in sorted(by_item)
-           if item_description(by_item[i])]
+  items = [(str(i), ITEM_PROMPT.format(body=body)) for i in sorted(by_item) if (body := item_description(by_item[i]))]
   users = [(str(int(data.user_ids[r])), USER_PROMPT.format(titles="\n".join(f"- {t}" for t in named)))
            for r in range(data.num_users) if (named := _recent_titles(data, r, titles, n_recent))]
   paths = out / "items.jsonl", out / "users.jsonl"
