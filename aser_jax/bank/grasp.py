@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from aser_jax.data.errors import DataError
+from aser_jax.bank.shards import embed_sharded
 from aser_jax.data.io import iter_json_objects, save_atomic, write_text_atomic
 from aser_jax.data.sequences import SequenceData
 
@@ -180,36 +181,6 @@ def _digest(texts: Sequence[str]) -> str:
   return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _embed_sharded(kind: str, texts: list[str], shard_dir: Path, embed_fn, shard_size: int, progress: bool):
-  """Embeds the non-empty texts shard by shard into `shards/<kind>_NNNNN.npy` ([n, E], zero rows
-  for empty texts; [n, 0] when a shard has none), reusing finished shards; returns the shards."""
-  from tqdm import tqdm
-
-  shards = []
-  bar = tqdm(total=len(texts), desc=f"grasp[{kind}]", unit="text", disable=not progress)
-  for j, lo in enumerate(range(0, len(texts), shard_size)):
-    chunk = texts[lo:lo + shard_size]
-    path = shard_dir / f"{kind}_{j:05d}.npy"
-    if path.exists():
-      arr = np.load(path)
-      if arr.shape[0] != len(chunk):
-        raise DataError(path, None, f"shard has {arr.shape[0]} rows, expected {len(chunk)}")
-    else:
-      keep = [n for n, t in enumerate(chunk) if t]
-      arr = np.zeros((len(chunk), 0), np.float32)
-      if keep:
-        emb = np.asarray(embed_fn([chunk[n] for n in keep]), np.float32)
-        if emb.ndim != 2 or emb.shape[0] != len(keep):
-          raise ValueError(f"embed_fn returned shape {emb.shape} for {len(keep)} texts")
-        arr = np.zeros((len(chunk), emb.shape[1]), np.float32)
-        arr[keep] = emb
-      save_atomic(path, np.save, arr)
-    shards.append(arr)
-    bar.update(len(chunk))
-  bar.close()
-  return shards
-
-
 def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | os.PathLike,
                        embed_fn: Callable[[list[str]], np.ndarray], k: int = 10,
                        item_texts_override: dict[str, str] | None = None,
@@ -249,11 +220,10 @@ def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
     raise ValueError(f"{man_path}: shards were built from other texts, shard size or encoder; "
                      "remove the folder or use a fresh --out")
   write_text_atomic(man_path, json.dumps(manifest, indent=1) + "\n")
-  shards = {kind: _embed_sharded(kind, texts, shard_dir, embed_fn, shard_size, progress)
-            for kind, texts in (("items", items), ("users", users))}
-  E = max(a.shape[1] for s in shards.values() for a in s)
-  full = {kind: np.concatenate([a if a.shape[1] else np.zeros((len(a), E), np.float32) for a in s])
-          for kind, s in shards.items()}
+  full = {kind: embed_sharded(kind, texts, shard_dir, embed_fn, shard_size, progress, "grasp")
+          for kind, texts in (("items", items), ("users", users))}
+  E = max(a.shape[1] for a in full.values())
+  full = {kind: a if a.shape[1] else np.zeros((len(a), E), np.float32) for kind, a in full.items()}
   I = np.concatenate([np.zeros((1, E), np.float32), full["items"]])
   U = full["users"]
   tables = GraspTables(U, neighbour_means(U, k), I, neighbour_means(I, k), {**meta, "E": int(E)})
