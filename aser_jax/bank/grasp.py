@@ -87,7 +87,7 @@ def _catalogue_id(ex, num_items: int) -> int | None:
   return i if 1 <= i <= num_items else None
 
 
-def _group_items(item_texts: Iterable, num_items: int) -> tuple[dict[int, list], int]:
+def group_items(item_texts: Iterable, num_items: int) -> tuple[dict[int, list], int]:
   """Item id -> its `TextExample`s (catalogue ids only), and how many fell outside."""
   by_item, outside = {}, 0
   for ex in item_texts:
@@ -142,7 +142,7 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
   without text and users without titled training items get no prompt. Returns both paths."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  by_item, _ = _group_items(item_texts, data.num_items)
+  by_item, _ = group_items(item_texts, data.num_items)
   titles = item_titles(item_texts, data.num_items)
   items = [(str(i), ITEM_PROMPT.format(body=body)) for i in sorted(by_item) if (body := item_description(by_item[i]))]
   users = [(str(int(data.user_ids[r])), USER_PROMPT.format(titles="\n".join(f"- {t}" for t in named)))
@@ -195,7 +195,7 @@ def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
   out = Path(out_dir)
   shard_dir = out / "shards"
   shard_dir.mkdir(parents=True, exist_ok=True)
-  by_item, outside = _group_items(item_texts, data.num_items)
+  by_item, outside = group_items(item_texts, data.num_items)
   titles = item_titles(item_texts, data.num_items)
   gen_i, gen_u = item_texts_override or {}, user_texts_override or {}
   items = [gen_i.get(str(i)) or item_description(by_item.get(i, [])) for i in range(1, data.num_items + 1)]
