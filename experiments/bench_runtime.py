@@ -1,4 +1,4 @@
-"""Prints JSON: Base vs Sens serving latency, queries/s and parameter counts (table 13 protocol).
+"""Prints JSON: Base vs Sens (and GRASP, R2END) serving latency, queries/s and parameter counts (table 13 protocol).
 
   python experiments/bench_runtime.py --backbones=sasrec,bsarec --num_items=12101 --bank=runs/main/bank/bank.npz
 
@@ -34,6 +34,10 @@ flags.DEFINE_string("side_file", None, "Side information for DIFF (an S3-Rec ite
 flags.DEFINE_string("grasp_tables", None, "Also time GRASP (sasrec, gru4rec) with these tables (grasp.npz of "
                     "build_grasp.py), or 'random' for random tables of Beauty's users and --bank_dim.")
 flags.DEFINE_integer("grasp_users", 22363, "Users of the random GRASP tables (Beauty: 22,363).")
+flags.DEFINE_string("r2end_encoder", None, "Also time R2END with this student encoder (all-minilm-l6-v2 or a HF "
+                    "folder), once, beside the first backbone.")
+flags.DEFINE_integer("r2end_tokens", 256, "Tokens of each R2END history text (MiniLM's limit is 256).")
+flags.DEFINE_integer("r2end_proj_dim", 512, "R2END projection width (0: none).")
 
 
 def _random_bank(num_items: int, dim: int) -> Bank:
@@ -77,11 +81,16 @@ def main(argv):
   grasp = _grasp(bank.num_items)
   if grasp is not None and grasp.num_items != bank.num_items:
     raise app.UsageError(f"--grasp_tables has {grasp.num_items} items, the bank {bank.num_items}")
+  r2end = None
+  if FLAGS.r2end_encoder:
+    from aser_jax.models.encoders import load_encoder
+
+    r2end = (load_encoder(FLAGS.r2end_encoder), FLAGS.r2end_tokens, FLAGS.r2end_proj_dim)
   out = []
-  for backbone in FLAGS.backbones:
+  for n, backbone in enumerate(FLAGS.backbones):
     side = _side(bank.num_items) if registry.needs_side(backbone) else None
     kw = dict(batch=FLAGS.batch, warmup=FLAGS.warmup, iters=FLAGS.iters, side=side,
-              grasp=grasp if registry.takes_grasp(backbone) else None,
+              grasp=grasp if registry.takes_grasp(backbone) else None, r2end=r2end if n == 0 else None,
               **configs.paper_settings(backbone, FLAGS.settings)[0])
     out.append(bench_base_vs_sens(backbone, bank.num_items, bank, **kw))
   print(json.dumps({"runs": out, "environment": provenance.environment()}, indent=2))

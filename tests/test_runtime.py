@@ -46,3 +46,22 @@ def test_runtime_of_grasp_counts_its_parameters_and_times_the_scores_it_serves()
   assert grasp["grasp_params"] == 2 * E * D + 4 * D * D + D + D * D + D
   assert grasp["learned_params"] - base["learned_params"] == grasp["grasp_params"] - (n + 1) * D  # no ID table
   assert res["grasp_over_base_latency"] == grasp["ms_per_query"] / base["ms_per_query"]
+
+
+def test_runtime_times_r2end_beside_base_and_counts_its_parameters():
+  import jax
+  from tokenizers import Tokenizer, models
+
+  from aser_jax.models.encoders import BertConfig, BertEncoder, Encoder, TextTokenizer
+  from aser_jax.models.encoders.bert import init_params
+
+  module = BertEncoder(BertConfig(vocab_size=40, hidden=8, layers=1, heads=2, intermediate=16, max_position=32))
+  enc_params = init_params(module, jax.random.key(0))
+  tok = TextTokenizer(Tokenizer(models.WordLevel({f"w{i}": i for i in range(40)}, unk_token="w1")), 32, 0)
+  enc = Encoder("tiny", module, enc_params, tok)
+  res = bench_base_vs_sens("sasrec", 30, None, batch=4, warmup=1, iters=3, r2end=(enc, 12, 6), hidden=16, max_len=6)
+  r2 = res["r2end"]
+  n_enc = int(sum(x.size for x in jax.tree.leaves(enc_params)))
+  assert (r2["variant"], r2["iters"], r2["tokens"], r2["projection_params"]) == ("R2END", 3, 12, 8 * 6 + 6)
+  assert r2["learned_params"] == n_enc + 8 * 6 + 6
+  assert res["r2end_over_base_latency"] == r2["ms_per_query"] / res["base"]["ms_per_query"]

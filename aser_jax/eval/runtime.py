@@ -1,4 +1,4 @@
-"""Serving cost of Base vs Sens, and of GRASP (the ASER paper's table 13 protocol).
+"""Serving cost of Base vs Sens, and of GRASP and R2END (the ASER paper's table 13 protocol).
 
 A query is a user history; one timed iteration is the forward pass of a batch of 128 queries
 plus scoring against the full catalogue, after 8 warm-up iterations, over 40 timed ones. The
@@ -101,6 +101,38 @@ def _grasp_served(backbone: str, tables, batch: int, seed: int, model_overrides:
   return lambda: jax.block_until_ready(serve(variables, ids_dev, users, terms)), facts
 
 
+def _r2end_served(encoder, num_items: int, tokens: int, proj_dim: int, batch: int, seed: int):
+  """A compiled R2END serving call: the student encoder reads `batch` history texts of `tokens`
+  tokens, the projection maps them, and every item is scored by cosine against the projected item
+  table, which depends on params and the frozen tables only and is built once."""
+  from aser_jax.models import r2end as R
+  from aser_jax.models.encoders import sentence_embedding
+
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(5, encoder.tokenizer.vocab_size, (batch, tokens)).astype(np.int32)
+  mask = np.ones_like(ids)
+  E_items = rng.normal(size=(num_items + 1, encoder.hidden)).astype(np.float32)
+  proj = R.Projection(proj_dim)
+  proj_params = proj.init(jax.random.key(seed), E_items[:1]).get("params", {})
+  table_fn = jax.jit(lambda p, e: R.unit(proj.apply({"params": p}, e)))
+  jax.block_until_ready(table_fn(proj_params, E_items))  # compile
+  t = time.perf_counter()
+  z_items = jax.block_until_ready(table_fn(proj_params, E_items))
+  table_s = time.perf_counter() - t
+
+  @jax.jit
+  def serve(enc_params, p, ids_BxT, mask_BxT, z_NxP):
+    e = sentence_embedding(encoder.module.apply({"params": enc_params}, ids_BxT, mask_BxT, False), mask_BxT)
+    return R.unit(proj.apply({"params": p}, e)) @ z_NxP.T
+
+  args = jax.device_put((encoder.params, proj_params, ids, mask, z_items))
+  facts = {"backbone": "r2end", "variant": "R2END", "num_items": num_items, "batch": batch, "tokens": tokens,
+           "encoder": encoder.name, "learned_params": _count(encoder.params) + _count(proj_params),
+           "projection_params": _count(proj_params), "table_build_ms_once": 1000 * table_s,
+           "backend": jax.default_backend()}
+  return lambda: jax.block_until_ready(serve(*args)), facts
+
+
 def _queries(max_len: int, num_items: int, batch: int, seed: int):
   """`batch` random histories of 3..max_len items, left-padded, and the generator that drew them."""
   rng = np.random.default_rng(seed)
@@ -112,15 +144,18 @@ def _queries(max_len: int, num_items: int, batch: int, seed: int):
 
 
 def bench_base_vs_sens(backbone: str, num_items: int, bank: Bank | None, batch: int = 128, warmup: int = 8,
-                       iters: int = 40, seed: int = 0, side=None, grasp=None, **model_overrides) -> dict:
+                       iters: int = 40, seed: int = 0, side=None, grasp=None, r2end=None, **model_overrides) -> dict:
   """Base and Sens timed in alternation (Base, Sens, then Sens, Base, ...), so a shared machine's
   changing load falls on both alike; `sens_over_base_latency` is the ratio of their medians. With
-  `grasp` tables (`bank.grasp.GraspTables`) GRASP joins the rotation (`grasp_over_base_latency`)."""
+  `grasp` tables (`bank.grasp.GraspTables`) GRASP joins the rotation (`grasp_over_base_latency`),
+  and with `r2end` = (student encoder, history tokens, projection width) R2END does."""
   calls = {"base": _served(backbone, num_items, None, batch, seed, side, model_overrides)}
   if bank is not None:
     calls["sens"] = _served(backbone, num_items, bank, batch, seed, side, model_overrides)
   if grasp is not None:
     calls["grasp"] = _grasp_served(backbone, grasp, batch, seed, model_overrides)
+  if r2end is not None:
+    calls["r2end"] = _r2end_served(r2end[0], num_items, r2end[1], r2end[2], batch, seed)
   for _ in range(warmup):
     for call, _ in calls.values():
       call()
