@@ -348,3 +348,27 @@ def test_grasp_runs_form_their_own_sets_by_tables_and_never_pair_as_base(tmp_pat
   assert [r["seeds"] for r in s["sets"] if r["variant"] == "base"] == [[0, 1]]
   assert [(p["bank"], p["seeds"]) for p in s["pairs"]] == [("b1", [0, 1])]
   assert all("paper" not in r for r in s["sets"] if r["variant"] == "grasp")  # table 6 is ASER's
+
+
+def test_r2end_runs_form_sets_by_user_encoder_and_tables_and_pair_with_nothing(tmp_path):
+  cfg = {"user_encoder": "distilled", "proj_dim": 512, "tau": 0.07, "seed": 0, "embed_batch": 64, "epochs": 10}
+  test = {"HR@5": 0.02, "NDCG@5": 0.01, "HR@10": 0.04, "NDCG@10": 0.02, "HR@20": 0.06, "NDCG@20": 0.03}
+  runs = [("d0", {**cfg}, 0.04), ("d1", {**cfg, "seed": 1, "embed_batch": 8}, 0.06),
+          ("m0", {**cfg, "user_encoder": "mean_pool"}, 0.03), ("t0", {**cfg, "tau": 0.5}, 0.01)]
+  for name, c, hr in runs:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "metrics.json").write_text(json.dumps(
+        {"channel": "r2end", "data": "beauty", "synthetic": False, "config": c, "tables": {"digest": "t9"},
+         "test": {**test, "HR@10": hr}, "epochs": 10}))
+  _write(tmp_path / "base_s0", 0, 0.060, 0.030)
+  s = summarize(load_runs([tmp_path])[0])
+  r2 = {(r["variant"], r["label"]): (r["seeds"], round(r["mean"]["HR@10"], 6)) for r in s["sets"]
+        if r["backbone"] == "r2end"}
+  assert r2 == {("distilled", "tau=0.07"): ([0, 1], 0.05), ("mean_pool", "tau=0.07"): ([0], 0.03),
+                ("distilled", "tau=0.5"): ([0], 0.01)}
+  assert all(r["bank"] == "t9" and "paper" not in r for r in s["sets"] if r["backbone"] == "r2end")
+  assert s["pairs"] == []
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "metrics.json").write_text(json.dumps({"channel": "r2end", "data": "beauty", "test": test}))
+  with pytest.raises(ValueError, match="bad.*'config' missing"):
+    load_runs([tmp_path / "bad"])

@@ -88,6 +88,8 @@ def _read_run(path: Path) -> dict | None:
     m = json.loads(path.read_text())
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+  if m.get("channel") == "r2end":
+    return _read_r2end(path, m)
   if "backbone" not in m:
     return None
   for field in ("data", "model_config", "train_config", "test"):
@@ -114,6 +116,22 @@ def _read_run(path: Path) -> dict | None:
           "seed": m["train_config"].get("seed"), "test": m["test"], "epochs": m.get("epochs"),
           "cut": _stopped_early(m) is False,
           "alpha": m.get("sensory_alpha"), "shared": (m.get("fusion") or {}).get("shared_energy")}
+
+
+def _read_r2end(path: Path, m: dict) -> dict:
+  """An R2END run (train_r2end.py) as its own backbone "r2end", one variant per user encoder
+  (distilled, frozen, mean_pool) and one seed set per tables; it pairs with nothing."""
+  for field in ("data", "config", "tables", "test"):
+    if field not in m:
+      raise ValueError(f"{path}: field {field!r} missing (not a metrics.json of train_r2end.py?)")
+  cfg = m["config"]
+  settings = {f"r2end.{k}": v for k, v in cfg.items()
+              if k not in ("seed", "embed_batch", "checkpoint_every", "epochs", "user_encoder")}
+  domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
+  return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": "r2end",
+          "variant": cfg["user_encoder"], "bank": m["tables"].get("digest"), "settings": settings, "preset": False,
+          "seed": cfg.get("seed"), "test": m["test"], "epochs": m.get("epochs"), "cut": False, "alpha": None,
+          "shared": None}
 
 
 def _settings(model_config: dict, train_config: dict, model_cls, sens: bool) -> dict:
