@@ -53,11 +53,11 @@ def test_cases_history_texts_and_metadata():
   assert [(list(h), t) for h, t in (T.case(seq, w) for w in ("train", "valid", "test"))] == \
       [([1, 2], 3), ([1, 2, 3], 4), ([1, 2, 3, 4], 5)]
   assert list(T.case(data.sequences[1], "train")[0]) == []  # three items: no train history
-  assert T.history_text([1, 2, 3, 4], meta, n_recent=2) == f"{_meta(3)}\n{_meta(4)}"  # latest two, oldest first
+  assert T.history_text([1, 2, 3, 4], meta, n_recent=2) == f"{_meta(4)}\n{_meta(3)}"  # latest two, newest first
   meta_no2 = T.item_metadata(_texts(untitled=(2,)), 6)
-  assert T.history_text([1, 2, 3], meta_no2, n_recent=2) == f"{_meta(1)}\n{_meta(3)}"  # untitled skipped
+  assert T.history_text([1, 2, 3], meta_no2, n_recent=2) == f"{_meta(3)}\n{_meta(1)}"  # untitled skipped
   assert T.history_text([2], meta_no2) == ""
-  assert T.history_texts(data, "test", meta, 8)[2] == "\n".join(_meta(i) for i in (2, 4, 6))
+  assert T.history_texts(data, "test", meta, 8)[2] == "\n".join(_meta(i) for i in (6, 4, 2))
 
 
 def test_targets_use_train_cases_only_and_prompts_never_show_valid_or_test_items(tmp_path):
