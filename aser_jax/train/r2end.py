@@ -286,7 +286,8 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
       params, distilled = distill(workdir, enc, [train_texts[r] for r in rows], tables.E_targets[rows], cfg, mesh,
                                   progress)
       enc = dataclasses.replace(enc, params=params)
-    embed_fn = lambda texts: SentenceEmbedder(enc)(texts, cfg.embed_batch)
+    embedder = SentenceEmbedder(enc)  # one instance: its jitted encoder compiles once per length bucket
+    embed_fn = lambda texts: embedder(texts, cfg.embed_batch)
   else:
     embed_fn = None
   e_users = user_embeddings(workdir, data, meta, tables, cfg, embed_fn, progress)
