@@ -308,7 +308,8 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
   epochs = cfg.epochs if trainable else 0  # no projection: nothing to train
   if loop["epoch"] == 0:  # the untrained projection (or none) is epoch 0's candidate
     valid = ranking.metrics_from_ranks(ranker.ranks(state.params, e_users["valid"], tables.E_items, "valid"))
-    loop.update(best=valid[cfg.select_metric], best_epoch=0, best_valid=valid)
+    loop.update(best=valid[cfg.select_metric], best_epoch=0, best_valid=valid, valid_epoch0=valid)
+    log.info("r2end epoch 0 (untrained projection) valid %s %.4f", cfg.select_metric, valid[cfg.select_metric])
     if trainable:
       save_params(workdir / "best_params", jax.device_get(state.params))
   if epochs:
@@ -352,7 +353,8 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
       "valid": loop["best_valid"], "test": ranking.metrics_from_ranks(test_ranks),
       "test_head_tail": head_tail_split(test_ranks, np.array([max(len(q) - 2, 0) for q in data.sequences]),
                                         ranker.splits["test"].targets, train_item_counts(data)),
-      "epochs": loop["epoch"], "best_epoch": loop["best_epoch"], "history": loop["history"],
+      "epochs": loop["epoch"], "best_epoch": loop["best_epoch"], "valid_epoch0": loop.get("valid_epoch0"),
+      "history": loop["history"],
       "environment": provenance.environment(),
   }
   write_text_atomic(workdir / "metrics.json", json.dumps(result, indent=2) + "\n")
