@@ -131,6 +131,17 @@ class VllmTeacher:
                                  max_lora_rank=c.max_lora_rank)
     return self._llm
 
+  def generate(self, prompts_: Sequence[str]) -> list[str]:
+    """Free text, greedy and unguided, one user turn per prompt (the GRASP and R2END prompts)."""
+    llm = self._engine()
+    params = self._vllm.SamplingParams(temperature=0.0, max_tokens=self.config.max_new_tokens)
+    out = []
+    for start in range(0, len(prompts_), self.config.batch_size):
+      batch = [[{"role": "user", "content": p}] for p in prompts_[start:start + self.config.batch_size]]
+      for result in llm.chat(batch, params, use_tqdm=False, lora_request=None):
+        out.append(result.outputs[0].text if result.outputs else "")
+    return out
+
   def annotate(self, examples: Sequence[TextExample]) -> list[Validation]:
     llm = self._engine()
     params = _vllm_sampling_params(self._vllm, self.config)
@@ -224,10 +235,28 @@ class OpenAITeacher:
       self._last_request = self.clock()
 
   def _complete(self, ex: TextExample) -> str:
+    return self._post(self._payload(ex))
+
+  def generate(self, prompts_: Sequence[str]) -> list[str]:
+    """Free text, greedy and unguided, one user turn per prompt, requests in parallel; a prompt
+    whose request fails after the retries gets "" (the caller retries it on its next run)."""
+
+    def one(prompt: str) -> str:
+      payload = {"model": self.config.model, "messages": [{"role": "user", "content": prompt}],
+                 "temperature": 0.0, "max_tokens": self.config.max_new_tokens}
+      try:
+        return self._post(payload)
+      except (ConnectionError, ValueError):
+        return ""
+
+    workers = max(1, min(self.config.max_concurrency, len(prompts_)))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      return list(pool.map(one, prompts_))
+
+  def _post(self, payload: dict) -> str:
     url = self.config.base_url.rstrip("/") + "/chat/completions"
     key = os.environ.get(self.config.api_key_env, "EMPTY")
     headers = {"Authorization": f"Bearer {key}"}
-    payload = self._payload(ex)
     last_error = ""
     for attempt in range(self.config.max_retries + 1):
       self._throttle()
