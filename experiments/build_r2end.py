@@ -25,6 +25,8 @@ _REASONING = flags.DEFINE_string("reasoning", None, "LLM oracle-guided reasoning
 _DESCRIPTIONS = flags.DEFINE_string("descriptions", None, "LLM item descriptions, JSONL {id: item id, text}.")
 _WRITE_PROMPTS = flags.DEFINE_bool("write_prompts", False, "Only write <out>/prompts/{reasoning,items}.jsonl.")
 _N_RECENT = flags.DEFINE_integer("n_recent", 8, "History items shown in a reasoning prompt.")
+_ORACLE = flags.DEFINE_bool("oracle", True, "Show the true next item in the reasoning prompts (--nooracle: the "
+                            "paper's 'w.o. oracle guide' ablation).")
 _ENCODER = flags.DEFINE_enum("encoder", "all-minilm-l6-v2", ["all-minilm-l6-v2", "char-ngram"],
                              "Frozen text encoder; char-ngram is a fast hashed stand-in for smoke runs only "
                              "(it can only train --user_encoder=mean_pool).")
@@ -39,7 +41,8 @@ def main(argv):
   data = load_sequences(_DATA.value, _DATA_DIR.value)
   texts = item_texts(_DATA.value, _DATA_DIR.value)
   if _WRITE_PROMPTS.value:
-    paths = r2end.write_prompts(f"{_OUT.value}/prompts", data, texts, n_recent=_N_RECENT.value)
+    paths = r2end.write_prompts(f"{_OUT.value}/prompts", data, texts, n_recent=_N_RECENT.value,
+                                oracle=_ORACLE.value)
     print(json.dumps({"prompts": [str(p) for p in paths]}, indent=2))
     return
   reasoning = grasp.read_generated(_REASONING.value, data.user_ids.tolist()) if _REASONING.value else None

@@ -76,6 +76,10 @@ def test_targets_use_train_cases_only_and_prompts_never_show_valid_or_test_items
     for held_out in seq[-2:]:
       if held_out not in seq[:-2]:
         assert ITEMS[int(held_out)].splitlines()[0] not in row["prompt"], (r, held_out)
+  unguided, _ = T.write_prompts(tmp_path / "unguided", data, _texts(), oracle=False)
+  rows_u = [json.loads(line) for line in unguided.read_text().splitlines()]
+  assert [r["id"] for r in rows_u] == ["10", "12"] and _meta(3) not in rows_u[0]["prompt"]
+  assert _meta(2) in rows_u[0]["prompt"]  # the history is still shown
   ip = {json.loads(line)["id"]: json.loads(line)["prompt"] for line in item_prompts.read_text().splitlines()}
   assert sorted(ip) == [str(i) for i in range(1, 7)] and "gentle bar" in ip["3"]
 

@@ -80,6 +80,10 @@ REASONING_PROMPT = (
     "Explain, in one paragraph of at most {max_words} words, which of the shopper's preferences shown by the "
     "earlier purchases led to this next purchase. Begin with \"The shopper's preferences behind this purchase "
     "are:\" and use only the information above.")
+UNGUIDED_PROMPT = (
+    "A shopper bought these products, newest first:\n{history}\n\nDescribe, in one paragraph of at most "
+    "{max_words} words, the shopper's preferences shown by these purchases and what they are likely to buy "
+    "next. Begin with \"The shopper's preferences are:\" and use only the information above.")
 ITEM_PROMPT = (
     "A shop lists this product:\n{meta}\n{extra}\nDescribe, in one paragraph of at most {max_words} words, which "
     "kinds of shoppers would choose this product and why: the needs, tastes and uses it suits. Begin with "
@@ -87,10 +91,12 @@ ITEM_PROMPT = (
 
 
 def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Sequence, n_recent: int = 8,
-                  max_words: int = 512, max_extra_chars: int = 2000) -> tuple[Path, Path]:
+                  max_words: int = 512, max_extra_chars: int = 2000, oracle: bool = True) -> tuple[Path, Path]:
   """Writes `reasoning.jsonl` (one oracle-guided prompt per user with a titled train case, id = user
   id) and `items.jsonl` (one per item with metadata, id = item id, its other texts - description,
-  reviews - appended up to `max_extra_chars`), each line {"id", "prompt"}; returns both paths."""
+  reviews - appended up to `max_extra_chars`), each line {"id", "prompt"}; returns both paths.
+  `oracle=False` leaves the true next item out of the reasoning prompts (the paper's "w.o. oracle
+  guide" ablation)."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   meta = item_metadata(item_texts, data.num_items)
@@ -100,8 +106,9 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
     hist, target = case(seq, "train")
     h = history_text(hist, meta, n_recent)
     if h and target in meta:
-      reasoning.append((str(int(data.user_ids[r])), REASONING_PROMPT.format(
-          history=h, target=meta[target], max_words=max_words)))
+      prompt = REASONING_PROMPT.format(history=h, target=meta[target], max_words=max_words) if oracle \
+          else UNGUIDED_PROMPT.format(history=h, max_words=max_words)
+      reasoning.append((str(int(data.user_ids[r])), prompt))
   items = []
   for i in sorted(meta):
     extra = "\n".join(ex.text.strip() for ex in by_item.get(i, []) if ex.source != "title" and ex.text.strip())
