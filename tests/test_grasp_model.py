@@ -182,3 +182,23 @@ def test_binary_with_grasp_tables_agrees_on_one_and_four_devices(tiny_data_file,
   for split in ("valid", "test"):
     for k, v in a[split].items():
       assert b[split][k] == pytest.approx(v, abs=1e-9), (split, k)
+
+
+def test_evaluator_ranks_with_terms_built_once_equal_ranks_from_the_models_own_scores():
+  from aser_jax.data.sequences import SequenceData
+  from aser_jax.eval.ranking import ranks_from_scores
+  from aser_jax.train.loop import Evaluator
+  from aser_jax.train.sharding import data_mesh
+
+  model, variables, t = _model()
+  rng = np.random.default_rng(4)
+  data = SequenceData(np.arange(USERS), tuple(rng.integers(1, ITEMS + 1, n).astype(np.int32) for n in
+                                              rng.integers(3, 9, USERS)), ITEMS)
+  ev = Evaluator(model, data, 5, data_mesh(), chunk=3, consts={k: v for k, v in variables.items() if k != "params"})
+  for which in ("valid", "test"):
+    split = ev.splits[which]
+    scores = model.apply(variables, split.inputs, split.users, method=model.score)
+    expected = np.asarray(ranks_from_scores(scores, split.targets, split.history))
+    np.testing.assert_array_equal(ev.ranks(variables["params"], which), expected)
+  two = jax.tree.map(lambda x: jnp.stack([x, x]), variables["params"])
+  np.testing.assert_array_equal(ev.ranks_seeds(two, "test"), np.stack([ev.ranks(variables["params"], "test")] * 2))

@@ -67,25 +67,38 @@ class Evaluator:
     self.mesh = mesh
     n_dev = mesh.devices.size
     per_user = getattr(model, "uses_users", False)
-    # GRASP scores a chunk through a [chunk, I+1, hidden] activation and recomputes its item terms
-    # per chunk: a chunk as wide as Base's would be tiny and spend its time on those terms
+    # GRASP scores a chunk through a [chunk, I+1, hidden] activation: its chunks are sized for 512 MB
+    # of it, and its item terms (params and tables only) are built once per pass, not per chunk
     width, budget = (model.cfg.hidden, 512 << 20) if per_user else (1, 64 << 20)
     self.chunk = sharding.round_up(chunk or ranking.default_chunk(data.num_items * width, budget), n_dev)
     self.splits = {w: eval_split(data, max_len, w) for w in ("valid", "test")}
     self.consts = jax.device_put(consts or {}, sharding.replicated(mesh))
+    self.per_user = per_user
+    seed_axes = {"params": 0, **{k: None for k in self.consts}}
     if per_user:
-      score = lambda variables, ids, users: model.apply(variables, ids, users, method=model.score)
+      terms = lambda variables: model.apply(variables, method=lambda m: m.items.item_terms())
+      self.terms_fn = jax.jit(terms)
+      self.terms_fn_seeds = jax.jit(jax.vmap(terms, in_axes=(seed_axes,)))
+      score = lambda v, ids, users: model.apply(
+          v["vars"], ids, users, v["terms"], method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+      seed_axes = {"vars": seed_axes, "terms": 0}
     else:
       score = lambda variables, ids, users: model.apply(variables, ids, method=model.score)
     self.rank_fn = ranking.make_rank_fn(score)
     # several seeds' params ranked by one program (train.seeds), the constants shared
-    self.rank_fn_seeds = ranking.make_rank_fn(score, {"params": 0, **{k: None for k in self.consts}})
+    self.rank_fn_seeds = ranking.make_rank_fn(score, seed_axes)
+
+  def _variables(self, params, seeds: bool = False):
+    variables = {"params": params, **self.consts}
+    if not self.per_user:
+      return variables
+    return {"vars": variables, "terms": (self.terms_fn_seeds if seeds else self.terms_fn)(variables)}
 
   def _put(self, arrays):
     return sharding.put_batch(self.mesh, arrays)
 
   def ranks(self, params, which: str, progress: bool = False) -> np.ndarray:
-    return ranking.evaluate_ranks(self.rank_fn, {"params": params, **self.consts}, self.splits[which],
+    return ranking.evaluate_ranks(self.rank_fn, self._variables(params), self.splits[which],
                                   self.chunk, progress, desc=which, put=self._put)
 
   def ranks_seeds(self, params_S, which: str) -> np.ndarray:
@@ -94,7 +107,7 @@ class Evaluator:
     n_dev = self.mesh.devices.size
     s = jax.tree.leaves(params_S)[0].shape[0]
     chunk = sharding.round_up(max(1, self.chunk // s), n_dev)
-    return ranking.evaluate_ranks(self.rank_fn_seeds, {"params": params_S, **self.consts}, self.splits[which],
+    return ranking.evaluate_ranks(self.rank_fn_seeds, self._variables(params_S, seeds=True), self.splits[which],
                                   chunk, put=self._put)
 
 
