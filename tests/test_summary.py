@@ -354,7 +354,8 @@ def test_r2end_runs_form_sets_by_user_encoder_and_tables_and_pair_with_nothing(t
   cfg = {"user_encoder": "distilled", "proj_dim": 512, "tau": 0.07, "seed": 0, "embed_batch": 64, "epochs": 10}
   test = {"HR@5": 0.02, "NDCG@5": 0.01, "HR@10": 0.04, "NDCG@10": 0.02, "HR@20": 0.06, "NDCG@20": 0.03}
   runs = [("d0", {**cfg}, 0.04), ("d1", {**cfg, "seed": 1, "embed_batch": 8}, 0.06),
-          ("m0", {**cfg, "user_encoder": "mean_pool"}, 0.03), ("t0", {**cfg, "tau": 0.5}, 0.01)]
+          ("m0", {**cfg, "user_encoder": "mean_pool"}, 0.03), ("t0", {**cfg, "tau": 0.5}, 0.01),
+          ("e0", {**cfg, "epochs": 30}, 0.07)]
   for name, c, hr in runs:
     (tmp_path / name).mkdir()
     (tmp_path / name / "metrics.json").write_text(json.dumps(
@@ -364,8 +365,8 @@ def test_r2end_runs_form_sets_by_user_encoder_and_tables_and_pair_with_nothing(t
   s = summarize(load_runs([tmp_path])[0])
   r2 = {(r["variant"], r["label"]): (r["seeds"], round(r["mean"]["HR@10"], 6)) for r in s["sets"]
         if r["backbone"] == "r2end"}
-  assert r2 == {("distilled", "tau=0.07"): ([0, 1], 0.05), ("mean_pool", "tau=0.07"): ([0], 0.03),
-                ("distilled", "tau=0.5"): ([0], 0.01)}
+  assert r2 == {("distilled", "epochs=10, tau=0.07"): ([0, 1], 0.05), ("mean_pool", "epochs=10, tau=0.07"): ([0], 0.03),
+                ("distilled", "epochs=10, tau=0.5"): ([0], 0.01), ("distilled", "epochs=30, tau=0.07"): ([0], 0.07)}
   assert all(r["bank"] == "t9" and "paper" not in r for r in s["sets"] if r["backbone"] == "r2end")
   assert s["pairs"] == []
   (tmp_path / "bad").mkdir()

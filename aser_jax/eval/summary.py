@@ -125,8 +125,9 @@ def _read_r2end(path: Path, m: dict) -> dict:
     if field not in m:
       raise ValueError(f"{path}: field {field!r} missing (not a metrics.json of train_r2end.py?)")
   cfg = m["config"]
+  # its epochs are a fixed training length (no early stopping), so they are a setting here
   settings = {f"r2end.{k}": v for k, v in cfg.items()
-              if k not in ("seed", "embed_batch", "checkpoint_every", "epochs", "user_encoder")}
+              if k not in ("seed", "embed_batch", "checkpoint_every", "user_encoder")}
   domain = f"{m['data']} (SYNTHETIC)" if m.get("synthetic") else m["data"]
   return {"path": str(path.parent), "data": m["data"], "domain": domain, "backbone": "r2end",
           "variant": cfg["user_encoder"], "bank": m["tables"].get("digest"), "settings": settings, "preset": False,
