@@ -8,12 +8,11 @@ LLM run elsewhere; its answers ({"id", "text"} per line) come back with `--item_
 items). Sharded and resumable: a killed build re-embeds only the missing shards.
 """
 
-import functools
 import json
 
 from absl import app, flags
 
-from aser_jax.bank import grasp
+from aser_jax.bank import grasp, shards
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import load_sequences
 from aser_jax.pipeline import item_texts
@@ -25,7 +24,7 @@ _K = flags.DEFINE_integer("k", 10, "Neighbours averaged into U_bar / I_bar.")
 _ITEM_TEXTS = flags.DEFINE_string("item_texts", None, "LLM item descriptions, JSONL {id, text} (default: templates).")
 _USER_TEXTS = flags.DEFINE_string("user_texts", None, "LLM user preference summaries, JSONL {id, text}.")
 _WRITE_PROMPTS = flags.DEFINE_bool("write_prompts", False, "Only write <out>/prompts/{items,users}.jsonl.")
-_ENCODER = flags.DEFINE_enum("encoder", "all-minilm-l6-v2", ["all-minilm-l6-v2", "char-ngram"],
+_ENCODER = flags.DEFINE_enum("encoder", "all-minilm-l6-v2", list(shards.ENCODERS),
                              "Text encoder; char-ngram is a fast hashed stand-in for smoke runs only.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per encoder call.")
 _SHARD = flags.DEFINE_integer("shard_size", 2048, "Texts per resumable shard.")
@@ -46,14 +45,7 @@ def main(argv):
     gen_items = grasp.read_generated(_ITEM_TEXTS.value, range(1, data.num_items + 1))
   if _USER_TEXTS.value:
     gen_users = grasp.read_generated(_USER_TEXTS.value, data.user_ids.tolist())
-  if _ENCODER.value == "char-ngram":
-    from aser_jax.teacher.alignment import char_ngram_embed
-
-    embed_fn = functools.partial(char_ngram_embed, dim=256)
-  else:
-    from aser_jax.models.encoders import embed_texts
-
-    embed_fn = functools.partial(embed_texts, batch_size=_BATCH.value)
+  embed_fn = shards.text_embedder(_ENCODER.value, _BATCH.value)
   path = grasp.build_grasp_tables(data, texts, _OUT.value, embed_fn, k=_K.value, item_texts_override=gen_items,
                                   user_texts_override=gen_users, shard_size=_SHARD.value,
                                   progress=_PROGRESS.value, encoder=_ENCODER.value)

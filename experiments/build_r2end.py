@@ -8,12 +8,11 @@ with `--reasoning` and `--descriptions`. Without `--reasoning` the distillation 
 item's metadata alone (the paper's "w.o. LLM reasoning"). Sharded and resumable.
 """
 
-import functools
 import json
 
 from absl import app, flags
 
-from aser_jax.bank import grasp, r2end
+from aser_jax.bank import grasp, r2end, shards
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import load_sequences
 from aser_jax.pipeline import item_texts
@@ -27,7 +26,7 @@ _WRITE_PROMPTS = flags.DEFINE_bool("write_prompts", False, "Only write <out>/pro
 _N_RECENT = flags.DEFINE_integer("n_recent", 8, "History items shown in a reasoning prompt.")
 _ORACLE = flags.DEFINE_bool("oracle", True, "Show the true next item in the reasoning prompts (--nooracle: the "
                             "paper's 'w.o. oracle guide' ablation).")
-_ENCODER = flags.DEFINE_enum("encoder", "all-minilm-l6-v2", ["all-minilm-l6-v2", "char-ngram"],
+_ENCODER = flags.DEFINE_enum("encoder", "all-minilm-l6-v2", list(shards.ENCODERS),
                              "Frozen text encoder; char-ngram is a fast hashed stand-in for smoke runs only "
                              "(it can only train --user_encoder=mean_pool).")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per encoder call.")
@@ -48,14 +47,7 @@ def main(argv):
   reasoning = grasp.read_generated(_REASONING.value, data.user_ids.tolist()) if _REASONING.value else None
   descriptions = grasp.read_generated(_DESCRIPTIONS.value, range(1, data.num_items + 1)) if _DESCRIPTIONS.value \
       else None
-  if _ENCODER.value == "char-ngram":
-    from aser_jax.teacher.alignment import char_ngram_embed
-
-    embed_fn = functools.partial(char_ngram_embed, dim=256)
-  else:
-    from aser_jax.models.encoders import embed_texts
-
-    embed_fn = functools.partial(embed_texts, batch_size=_BATCH.value)
+  embed_fn = shards.text_embedder(_ENCODER.value, _BATCH.value)
   path = r2end.build_r2end_tables(data, texts, _OUT.value, embed_fn, reasoning=reasoning, descriptions=descriptions,
                                   shard_size=_SHARD.value, progress=_PROGRESS.value, encoder=_ENCODER.value)
   print(json.dumps({"tables": str(path), **r2end.load_r2end_tables(path).meta}, indent=2))

@@ -14,18 +14,17 @@ never embedded, never anyone's neighbour, and its own neighbour mean is zeros. R
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from aser_jax.bank.shards import check_counts, embed_kinds, is_current, load_tables, save_tables, text_digest
 from aser_jax.data.errors import DataError
-from aser_jax.bank.shards import embed_sharded
-from aser_jax.data.io import iter_json_objects, save_atomic, write_text_atomic
+from aser_jax.data.io import iter_json_objects
 from aser_jax.data.sequences import SequenceData
+from aser_jax.teacher.generate import write_prompt_file
 
 _SOURCE_ORDER = {"title": 0, "description": 1, "review": 2}
 ARRAYS = ("U", "U_bar", "I", "I_bar")
@@ -149,7 +148,7 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
            for r in range(data.num_users) if (named := _recent_titles(data, r, titles, n_recent))]
   paths = out / "items.jsonl", out / "users.jsonl"
   for path, rows in zip(paths, (items, users)):
-    write_text_atomic(path, "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in rows))
+    write_prompt_file(path, rows)
   return paths
 
 
@@ -177,10 +176,6 @@ def read_generated(path: str | os.PathLike, expected_ids: Iterable) -> dict[str,
   return out
 
 
-def _digest(texts: Sequence[str]) -> str:
-  return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
 def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | os.PathLike,
                        embed_fn: Callable[[list[str]], np.ndarray], k: int = 10,
                        item_texts_override: dict[str, str] | None = None,
@@ -193,8 +188,6 @@ def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
   checked against `shards/manifest.json` so a changed text set never reuses stale embeddings.
   """
   out = Path(out_dir)
-  shard_dir = out / "shards"
-  shard_dir.mkdir(parents=True, exist_ok=True)
   by_item, outside = group_items(item_texts, data.num_items)
   titles = item_titles(item_texts, data.num_items)
   gen_i, gen_u = item_texts_override or {}, user_texts_override or {}
@@ -206,24 +199,15 @@ def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
           "items_generated": sum(str(i) in gen_i for i in range(1, data.num_items + 1)),
           "users_generated": sum(str(int(u)) in gen_u for u in data.user_ids),
           "items_with_text": sum(bool(t) for t in items), "users_with_text": sum(bool(t) for t in users),
-          "item_texts_outside_catalogue": outside, "text_sha256": _digest(items + ["\0users"] + users)}
+          "item_texts_outside_catalogue": outside, "text_sha256": text_digest(items + ["\0users"] + users)}
   final = out / "grasp.npz"
-  if final.exists():
-    old = load_grasp_tables(final)
-    if {key: old.meta.get(key) for key in meta} == meta:
-      return final
+  if is_current(final, meta, load_grasp_tables):
+    return final
   if not meta["items_with_text"] and not meta["users_with_text"]:
     raise ValueError(f"no item or user text to embed for {data.name}")
-  manifest = {"shard_size": shard_size, "encoder": encoder, "text_sha256": meta["text_sha256"]}
-  man_path = shard_dir / "manifest.json"
-  if man_path.exists() and json.loads(man_path.read_text()) != manifest:
-    raise ValueError(f"{man_path}: shards were built from other texts, shard size or encoder; "
-                     "remove the folder or use a fresh --out")
-  write_text_atomic(man_path, json.dumps(manifest, indent=1) + "\n")
-  full = {kind: embed_sharded(kind, texts, shard_dir, embed_fn, shard_size, progress, "grasp")
-          for kind, texts in (("items", items), ("users", users))}
-  E = max(a.shape[1] for a in full.values())
-  full = {kind: a if a.shape[1] else np.zeros((len(a), E), np.float32) for kind, a in full.items()}
+  full = embed_kinds(out / "shards", {"items": items, "users": users}, embed_fn, shard_size, encoder,
+                     meta["text_sha256"], progress, "grasp")
+  E = full["items"].shape[1]
   I = np.concatenate([np.zeros((1, E), np.float32), full["items"]])
   U = full["users"]
   tables = GraspTables(U, neighbour_means(U, k), I, neighbour_means(I, k), {**meta, "E": int(E)})
@@ -233,10 +217,8 @@ def build_grasp_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
 
 def save_grasp_tables(path: str | os.PathLike, tables: GraspTables) -> None:
   """Writes U, U_bar, I, I_bar (float32) and `meta` (a JSON string) to one `.npz`, atomically."""
-  path = Path(path)
-  _check(path, tables.arrays())
-  save_atomic(path, np.savez, **{name: np.asarray(a, np.float32) for name, a in tables.arrays().items()},
-               meta=json.dumps(tables.meta, sort_keys=True))
+  _check(Path(path), tables.arrays())
+  save_tables(path, tables.arrays(), tables.meta)
 
 
 def _check(path: Path, arrays: dict) -> None:
@@ -254,17 +236,8 @@ def _check(path: Path, arrays: dict) -> None:
 def load_grasp_tables(path: str | os.PathLike) -> GraspTables:
   """Reads a `grasp.npz` written by `save_grasp_tables` and checks its arrays and metadata."""
   path = Path(path)
-  if not path.exists():
-    raise DataError(path, None, "GRASP tables not found")
-  with np.load(path) as z:
-    for name in (*ARRAYS, "meta"):
-      if name not in z:
-        raise DataError(path, None, "array missing", name)
-    arrays = {name: np.asarray(z[name], np.float32) for name in ARRAYS}
-    meta = json.loads(str(z["meta"]))
+  arrays, meta = load_tables(path, ARRAYS, "GRASP tables not found")
   _check(path, arrays)
-  for key, n in (("num_users", arrays["U"].shape[0]), ("num_items", arrays["I"].shape[0] - 1),
-                 ("E", arrays["U"].shape[1])):
-    if key in meta and meta[key] != n:
-      raise DataError(path, None, f"meta says {meta[key]}, the arrays {n}", key)
+  check_counts(path, meta, (("num_users", arrays["U"].shape[0]), ("num_items", arrays["I"].shape[0] - 1),
+                            ("E", arrays["U"].shape[1])))
   return GraspTables(**arrays, meta=meta)

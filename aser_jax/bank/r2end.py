@@ -21,8 +21,6 @@ from the frozen encoder; the trainable student starts from the same encoder.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,10 +28,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from aser_jax.bank.grasp import group_items, item_description
-from aser_jax.bank.shards import embed_sharded
+from aser_jax.bank.shards import check_counts, embed_kinds, is_current, load_tables, save_tables, text_digest
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import save_atomic, write_text_atomic
 from aser_jax.data.sequences import SequenceData
+from aser_jax.teacher.generate import write_prompt_file
 
 CASES = {"train": 3, "valid": 2, "test": 1}  # how many items from the end the case's target sits
 ARRAYS = ("E_items", "E_targets")
@@ -49,7 +47,10 @@ def case(seq: np.ndarray, which: str) -> tuple[np.ndarray, int]:
 
 def item_metadata(item_texts: Sequence, num_items: int) -> dict[int, str]:
   """Item id -> `M_i`: the lines of its title text (title, category path) joined by " | "."""
-  by_item, _ = group_items(item_texts, num_items)
+  return _metadata(group_items(item_texts, num_items)[0])
+
+
+def _metadata(by_item: dict[int, list]) -> dict[int, str]:
   out = {}
   for i, exs in by_item.items():
     title = next((ex.text for ex in exs if ex.source == "title" and ex.text.strip()), "")
@@ -99,8 +100,8 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
   guide" ablation)."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  meta = item_metadata(item_texts, data.num_items)
   by_item, _ = group_items(item_texts, data.num_items)
+  meta = _metadata(by_item)
   reasoning = []
   for r, seq in enumerate(data.sequences):
     hist, target = case(seq, "train")
@@ -116,7 +117,7 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
                                              max_words=max_words)))
   paths = out / "reasoning.jsonl", out / "items.jsonl"
   for path, rows in zip(paths, (reasoning, items)):
-    write_text_atomic(path, "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in rows))
+    write_prompt_file(path, rows)
   return paths
 
 
@@ -138,8 +139,8 @@ def table_texts(data: SequenceData, item_texts: Sequence, reasoning: dict[str, s
                 descriptions: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
   """(item texts for rows 1..num_items, target texts per user row): `D_i ⊕ M_i` and `R_u ⊕ M_target`.
   Without a generated description an item's text is its own texts (title first, which holds M_i)."""
-  meta = item_metadata(item_texts, data.num_items)
   by_item, _ = group_items(item_texts, data.num_items)
+  meta = _metadata(by_item)
   reasoning, descriptions = reasoning or {}, descriptions or {}
   items = [_join(descriptions[str(i)], meta.get(i, "")) if str(i) in descriptions
            else item_description(by_item.get(i, [])) for i in range(1, data.num_items + 1)]
@@ -149,10 +150,6 @@ def table_texts(data: SequenceData, item_texts: Sequence, reasoning: dict[str, s
     m = meta.get(target, "") if len(hist) else ""
     targets.append(_join(reasoning.get(str(int(data.user_ids[r])), ""), m) if m else "")
   return items, targets
-
-
-def _digest(texts: Sequence[str]) -> str:
-  return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def build_r2end_tables(data: SequenceData, item_texts: Sequence, out_dir: str | os.PathLike,
@@ -166,44 +163,31 @@ def build_r2end_tables(data: SequenceData, item_texts: Sequence, out_dir: str | 
   shards of other texts or another encoder from being reused.
   """
   out = Path(out_dir)
-  shard_dir = out / "shards"
-  shard_dir.mkdir(parents=True, exist_ok=True)
   items, targets = table_texts(data, item_texts, reasoning, descriptions)
   uids = [str(int(u)) for u in data.user_ids]
   meta = {"data": data.name, "num_users": data.num_users, "num_items": data.num_items, "encoder": encoder,
           "reasoning_source": "llm" if reasoning else "none", "description_source": "llm" if descriptions else "own",
           "targets_with_reasoning": sum(bool(t) and u in (reasoning or {}) for u, t in zip(uids, targets)),
           "targets": sum(bool(t) for t in targets), "items_with_text": sum(bool(t) for t in items),
-          "text_sha256": _digest(items + ["\0targets"] + targets)}
+          "text_sha256": text_digest(items + ["\0targets"] + targets)}
   final = out / "r2end.npz"
-  if final.exists():
-    old = load_r2end_tables(final)
-    if {k: old.meta.get(k) for k in meta} == meta:
-      return final
+  if is_current(final, meta, load_r2end_tables):
+    return final
   if not meta["targets"] or not meta["items_with_text"]:
     raise ValueError(f"{data.name}: R2END needs item metadata (titles) and users with a titled train case; "
                      f"got {meta['items_with_text']} items with text and {meta['targets']} targets")
-  manifest = {"shard_size": shard_size, "encoder": encoder, "text_sha256": meta["text_sha256"]}
-  man_path = shard_dir / "manifest.json"
-  if man_path.exists() and json.loads(man_path.read_text()) != manifest:
-    raise ValueError(f"{man_path}: shards were built from other texts, shard size or encoder; "
-                     "remove the folder or use a fresh --out")
-  write_text_atomic(man_path, json.dumps(manifest, indent=1) + "\n")
-  E_items = embed_sharded("items", items, shard_dir, embed_fn, shard_size, progress, "r2end")
-  E_targets = embed_sharded("targets", targets, shard_dir, embed_fn, shard_size, progress, "r2end")
-  E = max(E_items.shape[1], E_targets.shape[1])
-  pad = lambda a: a if a.shape[1] else np.zeros((len(a), E), np.float32)
-  tables = R2endTables(np.concatenate([np.zeros((1, E), np.float32), pad(E_items)]), pad(E_targets),
+  full = embed_kinds(out / "shards", {"items": items, "targets": targets}, embed_fn, shard_size, encoder,
+                     meta["text_sha256"], progress, "r2end")
+  E = full["items"].shape[1]
+  tables = R2endTables(np.concatenate([np.zeros((1, E), np.float32), full["items"]]), full["targets"],
                        {**meta, "E": int(E)})
   save_r2end_tables(final, tables)
   return final
 
 
 def save_r2end_tables(path: str | os.PathLike, tables: R2endTables) -> None:
-  path = Path(path)
-  _check(path, tables.arrays())
-  save_atomic(path, np.savez, **{k: np.asarray(v, np.float32) for k, v in tables.arrays().items()},
-              meta=json.dumps(tables.meta, sort_keys=True))
+  _check(Path(path), tables.arrays())
+  save_tables(path, tables.arrays(), tables.meta)
 
 
 def _check(path: Path, arrays: dict) -> None:
@@ -220,16 +204,7 @@ def _check(path: Path, arrays: dict) -> None:
 def load_r2end_tables(path: str | os.PathLike) -> R2endTables:
   """Reads and checks an `r2end.npz` written by `save_r2end_tables`."""
   path = Path(path)
-  if not path.exists():
-    raise DataError(path, None, "R2END tables not found (build them with experiments/build_r2end.py)")
-  with np.load(path) as z:
-    for name in (*ARRAYS, "meta"):
-      if name not in z:
-        raise DataError(path, None, "array missing", name)
-    arrays = {name: np.asarray(z[name], np.float32) for name in ARRAYS}
-    meta = json.loads(str(z["meta"]))
+  arrays, meta = load_tables(path, ARRAYS, "R2END tables not found (build them with experiments/build_r2end.py)")
   _check(path, arrays)
-  for key, n in (("num_items", arrays["E_items"].shape[0] - 1), ("num_users", arrays["E_targets"].shape[0])):
-    if key in meta and meta[key] != n:
-      raise DataError(path, None, f"meta says {meta[key]}, the arrays {n}", key)
+  check_counts(path, meta, (("num_items", arrays["E_items"].shape[0] - 1), ("num_users", arrays["E_targets"].shape[0])))
   return R2endTables(**arrays, meta=meta)

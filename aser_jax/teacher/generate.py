@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_json_objects
+from aser_jax.data.io import iter_json_objects, write_text_atomic
+
+
+def write_prompt_file(path: str | os.PathLike, rows: Sequence[tuple[str, str]]) -> None:
+  """Writes (id, prompt) pairs as `{"id", "prompt"}` JSON lines, atomically."""
+  write_text_atomic(path, "".join(json.dumps({"id": i, "prompt": p}, ensure_ascii=False) + "\n" for i, p in rows))
 
 
 def read_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
