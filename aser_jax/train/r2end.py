@@ -201,14 +201,14 @@ def mean_pool_users(data: SequenceData, which: str, E_items: np.ndarray, n_recen
   return out
 
 
-def user_embeddings(workdir: Path, data: SequenceData, meta: dict, tables: tables_lib.R2endTables,
+def user_embeddings(workdir: Path, data: SequenceData, texts: dict[str, list[str]], tables: tables_lib.R2endTables,
                     cfg: R2endConfig, embed_fn, progress: bool) -> dict[str, np.ndarray]:
-  """Stage 2: `e_u` [num_users, E] of every user's train, valid and test case."""
+  """Stage 2: `e_u` [num_users, E] of every user's train, valid and test case (`texts`: each
+  case's history texts)."""
   if cfg.user_encoder == "mean_pool":
     return {w: mean_pool_users(data, w, tables.E_items, cfg.n_recent) for w in tables_lib.CASES}
   shard_dir = workdir / "users"
   shard_dir.mkdir(parents=True, exist_ok=True)
-  texts = {w: tables_lib.history_texts(data, w, meta, cfg.n_recent) for w in tables_lib.CASES}
   out = {w: embed_sharded(w, t, shard_dir, embed_fn, 4096, progress, "r2end users") for w, t in texts.items()}
   E = tables.dim
   return {w: a if a.shape[1] else np.zeros((len(a), E), np.float32) for w, a in out.items()}
@@ -270,7 +270,8 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
   write_text_atomic(run_path, json.dumps(fingerprint, indent=1) + "\n")
 
   meta = tables_lib.item_metadata(item_texts, data.num_items)
-  train_texts = tables_lib.history_texts(data, "train", meta, cfg.n_recent)
+  texts = {w: tables_lib.history_texts(data, w, meta, cfg.n_recent) for w in tables_lib.CASES}
+  train_texts = texts["train"]
   rows = np.array([r for r, t in enumerate(train_texts) if t and np.any(tables.E_targets[r])], np.int64)
   pos = np.array([tables_lib.case(data.sequences[r], "train")[1] for r in rows], np.int32)
   if not len(rows):
@@ -290,7 +291,7 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
     embed_fn = lambda texts: embedder(texts, cfg.embed_batch)
   else:
     embed_fn = None
-  e_users = user_embeddings(workdir, data, meta, tables, cfg, embed_fn, progress)
+  e_users = user_embeddings(workdir, data, texts, tables, cfg, embed_fn, progress)
 
   proj = M.Projection(cfg.proj_dim)
   E_items = jnp.asarray(tables.E_items)
