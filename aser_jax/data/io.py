@@ -46,7 +46,7 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     try:
       obj = json.loads(line)
     except json.JSONDecodeError as err:
-      raise DataError(path, lineno, f"not JSON: {err.msg}") from None
+      raise DataError(path, lineno, f"not JSON: {err.msg} at column {err.colno}") from None
     if not isinstance(obj, dict):
       raise DataError(path, lineno, "expected a JSON object")
     yield lineno, obj

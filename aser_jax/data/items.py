@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_lines, open_text, write_text_atomic
+from aser_jax.data.io import iter_json_objects, iter_lines, open_text, write_text_atomic
 
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
@@ -124,13 +124,7 @@ def read_item_text(path: str | os.PathLike) -> ItemTable:
   name = path.name.removesuffix(".gz")
   rows = {}
   if name.endswith(".jsonl") or name.endswith(".json"):
-    for lineno, line in iter_lines(path):
-      if not line.strip():
-        continue
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+    for lineno, obj in iter_json_objects(path):
       if "item_id" not in obj:
         raise DataError(path, lineno, "object has no item_id", "item_id")
       rows[_int_key(obj["item_id"], path, lineno, "item_id")] = obj
