@@ -13,7 +13,7 @@ import pytest
 from aser_jax.bank.grasp import GraspTables
 from aser_jax.data.synthetic import synthetic_dataset
 from aser_jax.models import registry
-from aser_jax.models.grasp import GRASP, grasp_variables
+from aser_jax.models.grasp import GRASP, catalogue_terms, grasp_variables, served_scores
 from aser_jax.train.loop import TrainConfig, train_and_evaluate
 
 E, D, USERS, ITEMS = 12, 8, 7, 20
@@ -91,9 +91,8 @@ def test_item_terms_built_once_serve_the_same_scores():
   """What bench_runtime serves (item terms computed once, then scores per batch) is `score`."""
   model, variables, _ = _model("gru4rec")
   ids, users = jnp.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5]]), jnp.array([6, 2])
-  terms = model.apply(variables, method=lambda m: m.items.item_terms())
-  served = model.apply(variables, ids, users, terms,
-                       method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+  terms = model.apply(variables, method=catalogue_terms)
+  served = model.apply(variables, ids, users, terms, method=served_scores)
   np.testing.assert_allclose(served, model.apply(variables, ids, users, method=model.score), rtol=1e-6, atol=1e-7)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from aser_jax.bank.aggregate import Bank
 from aser_jax.models import registry
 from aser_jax.models.fusion import bank_variables
-from aser_jax.models.grasp import grasp_variables
+from aser_jax.models.grasp import catalogue_terms, grasp_variables, served_scores
 
 
 def _count(tree) -> int:
@@ -83,16 +83,13 @@ def _grasp_served(backbone: str, tables, batch: int, seed: int, model_overrides:
   users = jax.device_put(rng.integers(0, tables.num_users, batch).astype(np.int32))
   params = model.init({"params": jax.random.key(seed)}, ids[:1], method=model.score)["params"]
   variables = {"params": params, **grasp_variables(model, ids[:1], tables)}
-  terms_fn = jax.jit(lambda v: model.apply(v, method=lambda m: m.items.item_terms()))
+  terms_fn = jax.jit(lambda v: model.apply(v, method=catalogue_terms))
   terms = jax.block_until_ready(terms_fn(variables))  # compile
   t = time.perf_counter()
   terms = jax.block_until_ready(terms_fn(variables))
   terms_s = time.perf_counter() - t
 
-  @jax.jit
-  def serve(v, ids_BxL, users_B, terms):
-    return model.apply(v, ids_BxL, users_B, terms,
-                       method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+  serve = jax.jit(lambda v, ids_BxL, users_B, terms: model.apply(v, ids_BxL, users_B, terms, method=served_scores))
 
   ids_dev = jax.device_put(ids)
   facts = {"backbone": backbone, "variant": "GRASP", "num_items": tables.num_items, "batch": batch,

@@ -123,3 +123,15 @@ class GraspItems(nn.Module):
     h_BxNxH = self._hidden(q[:, None], qb[:, None], jax.tree.map(lambda t: t[None], terms))
     s = jnp.einsum("bnh,bh->bn", h_BxNxH, o_BxD @ self.w2.T) + (o_BxD @ self.b2)[:, None]
     return s + o_BxD @ self.id_emb.embedding.T if self.cfg.grasp_ids else s
+
+
+def catalogue_terms(model) -> tuple:
+  """`model.apply(variables, method=catalogue_terms)`: the GRASP backbone's item terms of the
+  whole catalogue, which depend on params and tables only (build them once, then serve)."""
+  return model.items.item_terms()
+
+
+def served_scores(model, ids_BxL, user_B, terms) -> jax.Array:
+  """`model.apply(variables, ids, users, terms, method=served_scores)`: every item's score for each
+  user, from item terms built beforehand by `catalogue_terms`; equals `model.score(ids, users)`."""
+  return model.items.scores(model.encode(ids_BxL, False, user_B=user_B), user_B, terms)

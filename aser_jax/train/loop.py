@@ -29,7 +29,7 @@ from aser_jax.eval import ranking
 from aser_jax.eval.significance import head_tail_split
 from aser_jax.models import registry
 from aser_jax.models.fusion import bank_variables, fusion_diagnostics
-from aser_jax.models.grasp import grasp_variables
+from aser_jax.models.grasp import catalogue_terms, grasp_variables, served_scores
 from aser_jax.train import checkpoint, sharding
 from aser_jax.train.state import adam, init_state, jit_train_step
 
@@ -76,11 +76,10 @@ class Evaluator:
     self.per_user = per_user
     seed_axes = {"params": 0, **{k: None for k in self.consts}}
     if per_user:
-      terms = lambda variables: model.apply(variables, method=lambda m: m.items.item_terms())
+      terms = lambda variables: model.apply(variables, method=catalogue_terms)
       self.terms_fn = jax.jit(terms)
       self.terms_fn_seeds = jax.jit(jax.vmap(terms, in_axes=(seed_axes,)))
-      score = lambda v, ids, users: model.apply(
-          v["vars"], ids, users, v["terms"], method=lambda m, i, u, t: m.items.scores(m.encode(i, False, user_B=u), u, t))
+      score = lambda v, ids, users: model.apply(v["vars"], ids, users, v["terms"], method=served_scores)
       seed_axes = {"vars": seed_axes, "terms": 0}
     else:
       score = lambda variables, ids, users: model.apply(variables, ids, method=model.score)
