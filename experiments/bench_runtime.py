@@ -31,7 +31,7 @@ flags.DEFINE_integer("warmup", 8, "Warm-up iterations.")
 flags.DEFINE_integer("iters", 40, "Timed iterations.")
 flags.DEFINE_string("settings", "beauty", "Dataset whose paper settings each backbone uses (see aser_jax/configs.py).")
 flags.DEFINE_string("side_file", None, "Side information for DIFF (an S3-Rec item2attributes json or an item table).")
-flags.DEFINE_string("grasp_tables", None, "Also time GRASP (sasrec, gru4rec) with these tables (grasp.npz of "
+flags.DEFINE_string("grasp_tables", None, "Also time GRASP (bert4rec, gru4rec, sasrec) with these tables (grasp.npz of "
                     "build_grasp.py), or 'random' for random tables of Beauty's users and --bank_dim.")
 flags.DEFINE_integer("grasp_users", 22363, "Users of the random GRASP tables (Beauty: 22,363).")
 flags.DEFINE_string("r2end_encoder", None, "Also time R2END with this student encoder (all-minilm-l6-v2 or a HF "

@@ -3,13 +3,15 @@
   python experiments/bench_train.py --backbone=sasrec --data=beauty --data_dir=../shared/data/amazon2014/beauty
 
 It times the step a run trains (the first compiled step, then the rest of seed 0's first epoch by
-default); with --sensory_bank, the Sens model's step and validation pass.
+default); with --sensory_bank, the Sens model's step and validation pass; with --grasp_tables,
+the GRASP channel's.
 """
 
 import json
 
 from absl import app, flags
 
+from aser_jax.bank.grasp import load_grasp_tables
 from aser_jax.bank.io import load_bank
 from aser_jax.cli import setup_logging
 from aser_jax.data.presets import load_sequences
@@ -28,6 +30,7 @@ flags.DEFINE_integer("seeds", 1, "Seeds per step: >1 times the vmapped step of t
 flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=loss=bce.")
 flags.DEFINE_string("side_file", None, "Side information for backbones that use it (default: found beside the data).")
 flags.DEFINE_string("sensory_bank", None, "Item facet bank (Orbax folder or .npz) to fuse in: times the Sens model.")
+flags.DEFINE_string("grasp_tables", None, "GRASP tables (grasp.npz of build_grasp.py): times the GRASP model.")
 
 
 def main(argv):
@@ -37,8 +40,9 @@ def main(argv):
   side = resolve_side(FLAGS.backbone, FLAGS.data, FLAGS.data_dir, data.num_items, FLAGS.side_file)
   overrides = parse_overrides(FLAGS.override, config_class(FLAGS.backbone))
   bank = load_bank(FLAGS.sensory_bank)[0] if FLAGS.sensory_bank else None
+  grasp = load_grasp_tables(FLAGS.grasp_tables) if FLAGS.grasp_tables else None
   print(json.dumps(bench_train(data, FLAGS.backbone, FLAGS.steps, FLAGS.batch_size, side=side, bank=bank,
-                               model_overrides=overrides, seeds=FLAGS.seeds), indent=2))
+                               model_overrides=overrides, seeds=FLAGS.seeds, grasp=grasp), indent=2))
 
 
 if __name__ == "__main__":

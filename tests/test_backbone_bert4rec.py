@@ -128,6 +128,29 @@ def test_loss_is_mean_ce_over_masked_positions():
   np.testing.assert_allclose(loss, want, rtol=1e-4)
 
 
+def test_mlm_bce_is_mean_bce_over_masked_positions_against_negatives_outside_the_row():
+  model, cfg, params = _model(mask_prob=0.5, prediction_budget=6, loss="mlm_bce")
+  rngs = {"mask": jax.random.key(5), "sample": jax.random.key(9)}
+  batch = {"input_ids": jnp.asarray(IDS), "target": jnp.zeros(3, jnp.int32), "weight": jnp.ones(3)}
+  loss = np.asarray(model.apply({"params": params}, batch, False, rngs=rngs, method=model.loss))
+  masked = np.asarray(model.apply({"params": params}, jnp.asarray(IDS), rngs=rngs,
+                                  method=lambda m, ids: mask_positions(m.make_rng("mask"), ids, 0.5)))
+  # the loss's positions: all 18 of the batch (budget 6 x 3 rows), masked first, newest first
+  order = sorted(((r, j) for r in range(3) for j in range(6)), key=lambda rj: (not masked[rj], -rj[1], rj[0]))
+  rows, pos = np.array(order).T
+  targets = np.where(masked[rows, pos], IDS[rows, pos], 1)
+  neg = np.asarray(model.apply({"params": params}, rngs=rngs, method=lambda m: layers.sample_negatives(
+      m.make_rng("sample"), jnp.asarray(IDS[rows]), jnp.asarray(targets), 30)))
+  on = masked[rows, pos]
+  assert not any(neg[p] in IDS[rows[p]] or neg[p] == targets[p] for p in range(len(order)))
+  h = _np_hidden(params, IDS, masked, cfg.layers, cfg.heads).astype(np.float64)[rows, pos]
+  E = params["items"]["id_emb"]["embedding"]
+  logsig = lambda x: -np.logaddexp(0, -x)
+  bce = -(logsig(np.sum(h * E[targets], -1)) + logsig(-np.sum(h * E[neg], -1)))
+  want = [bce[on & (rows == r)].mean() for r in range(3)]
+  np.testing.assert_allclose(loss, want, rtol=1e-4)
+
+
 def test_train_sequences_are_whole_training_parts():
   data = SequenceData(np.arange(3), (np.array([1, 2, 3, 4, 5]), np.array([6, 7]), np.array([2, 3, 4])), 7)
   s = train_sequences(data, 2, repeats=2)

@@ -10,11 +10,12 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.parametrize("with_bank", [False, True])
-def test_bench_trains_what_a_run_trains_in_its_first_epoch(tiny_data_file, tmp_path, with_bank):
+@pytest.mark.parametrize("backbone,channel", [("sasrec", None), ("sasrec", "bank"), ("bert4rec", "grasp")])
+def test_bench_trains_what_a_run_trains_in_its_first_epoch(tiny_data_file, tmp_path, backbone, channel):
   """By default the bench's compile step plus its timed steps are exactly seed 0's first epoch,
-  so its validation metric equals the run's first-epoch row of log.csv, Base and Sens alike; the
-  vmapped form (two seeds) validates seed 0 and gives the same figure."""
+  so its validation metric equals the run's first-epoch row of log.csv, Base, Sens and GRASP
+  alike; the vmapped form (two seeds) validates seed 0 and gives the same figure."""
+  from test_grasp_model import _tables
   from test_sensory_sasrec import _bank
 
   from aser_jax import configs
@@ -23,19 +24,21 @@ def test_bench_trains_what_a_run_trains_in_its_first_epoch(tiny_data_file, tmp_p
   from aser_jax.train.loop import TrainConfig, train_and_evaluate
 
   data = read_sequences(tiny_data_file)
-  bank = _bank(data.num_items) if with_bank else None
-  model_kw, train_kw = configs.paper_settings("sasrec", data.name)
+  bank = _bank(data.num_items) if channel == "bank" else None
+  grasp = _tables(data.num_users, data.num_items) if channel == "grasp" else None
+  model_kw, train_kw = configs.paper_settings(backbone, data.name)
   model_kw["hidden"] = 16
-  run = train_and_evaluate(data, "sasrec", tmp_path / "run",
+  run = train_and_evaluate(data, backbone, tmp_path / "run",
                            TrainConfig(**{**train_kw, "epochs": 1, "batch_size": 64, "progress": False}),
-                           bank=bank, **model_kw)
+                           bank=bank, grasp=grasp, **model_kw)
   with open(tmp_path / "run" / "log.csv") as f:
     first = float(next(csv.DictReader(f))["valid_NDCG@10"])
   for seeds in (1, 2):
-    out = bench_train(data, "sasrec", batch_size=64, eval_repeats=1, bank=bank,
+    out = bench_train(data, backbone, batch_size=64, eval_repeats=1, bank=bank, grasp=grasp,
                       model_overrides={"hidden": 16}, seeds=seeds)
     assert out["timed_steps"] == out["steps_per_epoch"] - 1 and out["seeds"] == seeds
-    assert out["bank"] == run["bank"] and (out["bank"] is None) == (not with_bank)
+    assert (out["bank"], out["grasp"]) == (run["bank"], run["grasp"])
+    assert (out["bank"] is None) == (channel != "bank") and (out["grasp"] is None) == (channel != "grasp")
     assert out["valid_NDCG@10_after_steps"] == pytest.approx(first, abs=2e-6)
     assert {"seconds_per_step", "seconds_per_validation"} <= set(out)
 

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aser_jax.models import layers
+
 GRASP = "grasp"  # variable collection holding the frozen tables
 
 
@@ -90,14 +92,11 @@ class GraspItems(nn.Module):
     return p, pb, p @ k[:D], pb @ k[D:2 * D], p @ k[2 * D:3 * D] + pb @ k[3 * D:]
 
   def _hidden(self, q, qb, terms):
-    """gelu(W1 [...] + b1) for query rows `q, q̄` ([..., 1, D] or [..., K, D] against the terms)."""
-    p, pb, t_self, t_sim, t_glob = terms
-    D = p.shape[-1]
-    s_self, s_sim = jnp.sum(q * p, -1), jnp.sum(qb * pb, -1)
-    g_self = jax.nn.sigmoid(s_self / math.sqrt(D))
-    g_sim = jax.nn.sigmoid(s_sim / math.sqrt(D))
-    g_glob = jax.nn.sigmoid((s_self + s_sim) / math.sqrt(2 * D))
-    return nn.gelu(g_self[..., None] * t_self + g_sim[..., None] * t_sim + g_glob[..., None] * t_glob + self.b1)
+    return _hidden(q, qb, terms, self.b1)
+
+  def _out(self):
+    """What turns the hidden layer into scores: W2, b2 and the ID table of `grasp_ids` (or None)."""
+    return self.w2, self.b2, self.id_emb.embedding if self.cfg.grasp_ids else None
 
   def embed(self, ids_BxK, user_B) -> jax.Array:
     """`i_all(u_b, ids[b, k])`: [B, K, D], zero at padding (id 0)."""
@@ -115,14 +114,54 @@ class GraspItems(nn.Module):
       o_BxKxD = o_BxKxD[:, None]
     return jnp.sum(o_BxKxD * e, -1)
 
-  def scores(self, o_BxD, user_B, terms=None) -> jax.Array:
-    """`o_b · i_all(u_b, j)` for every item j: [B, I+1], without a [B, I+1, D] tensor; `terms`:
-    `item_terms()` computed beforehand."""
-    q, qb = self._queries(user_B, o_BxD.shape[0])
+  def scores(self, o, user_B, terms=None) -> jax.Array:
+    """`o_b · i_all(u_b, j)` for every item j: [B, I+1] for states `o` [B, D], or [B, K, I+1] for
+    K states per user [B, K, D], without a [B, I+1, D] tensor; `terms`: `item_terms()` computed
+    beforehand."""
+    o_BxKxD = o[:, None] if o.ndim == 2 else o
+    q, qb = self._queries(user_B, o.shape[0])
     terms = self.item_terms() if terms is None else terms
-    h_BxNxH = self._hidden(q[:, None], qb[:, None], jax.tree.map(lambda t: t[None], terms))
-    s = jnp.einsum("bnh,bh->bn", h_BxNxH, o_BxD @ self.w2.T) + (o_BxD @ self.b2)[:, None]
-    return s + o_BxD @ self.id_emb.embedding.T if self.cfg.grasp_ids else s
+    s = _factored_scores(q, qb, o_BxKxD, terms, self.b1, *self._out())
+    return s[:, 0] if o.ndim == 2 else s
+
+  def ce(self, o_BxKxD, user_B, target_BxK, budget_bytes: int = 64 << 20) -> jax.Array:
+    """Softmax cross-entropy over every item of each state `o[b, k]` against `target[b, k]`:
+    [B, K]. A few rows at a time (their `[rows, I+1, D]` activation within `budget_bytes`), each
+    group recomputed in the backward pass, so a training step never holds the batch's
+    `[B, I+1, D]` (19 GB at Beauty's batch of 256 on CPU)."""
+    B, K, D = o_BxKxD.shape
+    q, qb = self._queries(user_B, B)
+    terms, b1, out = self.item_terms(), self.b1, self._out()
+    rows = int(max(1, min(B, budget_bytes // (4 * (self.num_items + 1) * D))))
+    pad = -B % rows
+    grouped = lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(-1, rows, *x.shape[1:])
+
+    @jax.checkpoint
+    def group(args):
+      q_r, qb_r, o_r, t_r = args
+      s = _factored_scores(q_r, qb_r, o_r, terms, b1, *out)
+      return layers.ce_from_logits(s.reshape(rows * K, -1), t_r.reshape(-1)).reshape(rows, K)
+
+    ce = jax.lax.map(group, tuple(grouped(x) for x in (q, qb, o_BxKxD, target_BxK)))
+    return ce.reshape(-1, K)[:B]
+
+
+def _hidden(q, qb, terms, b1):
+  """gelu(W1 [...] + b1) for query rows `q, q̄` ([..., 1, D] or [..., K, D] against the terms)."""
+  p, pb, t_self, t_sim, t_glob = terms
+  D = p.shape[-1]
+  s_self, s_sim = jnp.sum(q * p, -1), jnp.sum(qb * pb, -1)
+  g_self = jax.nn.sigmoid(s_self / math.sqrt(D))
+  g_sim = jax.nn.sigmoid(s_sim / math.sqrt(D))
+  g_glob = jax.nn.sigmoid((s_self + s_sim) / math.sqrt(2 * D))
+  return nn.gelu(g_self[..., None] * t_self + g_sim[..., None] * t_sim + g_glob[..., None] * t_glob + b1)
+
+
+def _factored_scores(q_BxD, qb_BxD, o_BxKxD, terms, b1, w2, b2, id_table) -> jax.Array:
+  """[B, K, I+1] scores of K states per user against the catalogue's terms (`GraspItems.scores`)."""
+  h_BxNxH = _hidden(q_BxD[:, None], qb_BxD[:, None], jax.tree.map(lambda t: t[None], terms), b1)
+  s = jnp.einsum("bnh,bkh->bkn", h_BxNxH, o_BxKxD @ w2.T) + (o_BxKxD @ b2)[..., None]
+  return s if id_table is None else s + o_BxKxD @ id_table.T
 
 
 def catalogue_terms(model) -> tuple:

@@ -1,7 +1,7 @@
 """Training-speed measurement: seconds per epoch and per full validation pass, peak RSS.
 
 It times the program a run trains (`loop.prepare`, `loop.initial_state`, the run's step RNG and
-data order, the bank fused when one is given), so the first epoch it times is seed 0's first epoch.
+data order, the bank fused or the GRASP tables attached when given), so the first epoch it times is seed 0's first epoch.
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ from aser_jax.train.state import jit_train_step
 
 def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: int = 256,
                 eval_repeats: int = 2, side=None, bank=None, model_overrides: dict | None = None,
-                seeds: int = 1) -> dict:
+                seeds: int = 1, grasp=None) -> dict:
   """Runs one untimed step (the compile) and then `steps` timed train steps (0: the rest of an
   epoch, so the two make exactly seed 0's first epoch), then times full validation passes.
 
   `model_overrides` replace fields of the paper settings (e.g. SASRec's `loss`); `bank` fuses an
-  item facet bank (Sens). With `seeds` > 1 each step is the vmapped step of seeds 0..seeds-1
+  item facet bank (Sens), `grasp` (`bank.grasp.GraspTables`) the GRASP channel. With `seeds` > 1 each step is the vmapped step of seeds 0..seeds-1
   (`train.seeds`), fed the same batch, and `seconds_per_epoch` is per seed (a joint epoch's
   seconds over `seeds`); the validation pass scores seed 0.
   """
   model_kw, train_kw = configs.paper_settings(backbone, data.name)
   model_kw.update(model_overrides or {})
   tcfg = TrainConfig(**{**train_kw, "batch_size": batch_size, "seed": 0, "progress": False})
-  setup = prepare(data, backbone, tcfg, side=side, bank=bank, **model_kw)
+  setup = prepare(data, backbone, tcfg, side=side, bank=bank, grasp=grasp, **model_kw)
   mesh, n_epoch = setup.mesh, setup.steps_per_epoch
   n = steps or n_epoch - 1
   if n < 1:
@@ -80,7 +80,7 @@ def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: i
   return {
       "backbone": backbone, "data": data.name, "synthetic": bool(data.synthetic),
       "users": data.num_users, "items": data.num_items, "train_samples": len(setup.samples),
-      "bank": None if bank is None else bank_digest(bank),
+      "bank": None if bank is None else bank_digest(bank), "grasp": setup.grasp,
       "batch_size": tcfg.batch_size, "steps_per_epoch": n_epoch, "timed_steps": n, "seeds": seeds,
       "seconds_per_step": per_step, "seconds_per_epoch": per_step * n_epoch / seeds,
       "compile_seconds": compile_s,
