@@ -128,7 +128,7 @@ class GraspItems(nn.Module):
     """Softmax cross-entropy over every item of each state `o[b, k]` against `target[b, k]`:
     [B, K]. A few rows at a time (their `[rows, I+1, D]` activation within `budget_bytes`), each
     group recomputed in the backward pass, so a training step never holds the batch's
-    `[B, I+1, D]` (19 GB at Beauty's batch of 256 on CPU)."""
+    `[B, I+1, D]` (a BERT4Rec step that did peaked at 19 GB on Beauty's batch of 256)."""
     B, K, D = o_BxKxD.shape
     q, qb = self._queries(user_B, B)
     terms, b1, out = self.item_terms(), self.b1, self._out()

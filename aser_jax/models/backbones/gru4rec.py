@@ -105,6 +105,6 @@ class GRU4Rec(nn.Module):
     user = batch["user"]
     u = self.encode(batch["input_ids"], train, user_B=user)
     if self.cfg.loss == "ce":
-      return layers.ce_from_logits(self.items.scores(u, user), batch["target"])
+      return self.items.ce(u[:, None], user, batch["target"][:, None])[:, 0]
     logits = self.items.logits(u, jnp.stack([batch["target"], self._negatives(batch)], 1), user)
     return layers.bce_from_logits(logits[:, 0], logits[:, 1])

@@ -98,7 +98,7 @@ class SASRec(nn.Module):
     u = self.encode(batch["input_ids"], train, table, user)
     if self.cfg.loss == "ce":
       if self.uses_users:
-        return layers.ce_from_logits(self.items.scores(u, user), batch["target"])
+        return self.items.ce(u[:, None], user, batch["target"][:, None])[:, 0]
       return layers.ce_loss(u, table, batch["target"])
     neg = batch.get("negative")
     if neg is None:
