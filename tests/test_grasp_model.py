@@ -273,9 +273,11 @@ def test_grasp_run_trains_ranks_records_its_tables_and_refuses_others_on_resume(
     train_and_evaluate(data, backbone, tmp_path / "run", cfg, grasp=other, hidden=16, max_len=10)
 
 
-def test_binary_with_grasp_tables_agrees_on_one_and_four_devices(tiny_data_file, tmp_path):
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
+def test_binary_with_grasp_tables_agrees_on_one_and_four_devices(tiny_data_file, tmp_path, backbone):
   """`--grasp_tables` end to end: batches and evaluation chunks split over 4 devices carry each
-  row's user, so losses and metrics equal the 1-device run's."""
+  row's user, so losses and metrics equal the 1-device run's (BERT4Rec: its grouped softmax over
+  a sharded batch too)."""
   from test_train import BIN, _log, _metrics
 
   from aser_jax.bank.grasp import save_grasp_tables
@@ -285,7 +287,7 @@ def test_binary_with_grasp_tables_agrees_on_one_and_four_devices(tiny_data_file,
   tables = tmp_path / "grasp.npz"
   save_grasp_tables(tables, _tables(data.num_users, data.num_items, seed=6))
   for n in (1, 4):
-    subprocess.run(BIN + [f"--data={tiny_data_file}", f"--workdir={tmp_path / str(n)}", "--backbone=sasrec",
+    subprocess.run(BIN + [f"--data={tiny_data_file}", f"--workdir={tmp_path / str(n)}", f"--backbone={backbone}",
                           "--epochs=2", "--hidden=16", "--batch_size=64", "--progress=false",
                           f"--grasp_tables={tables}"],
                    env={**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"},
