@@ -45,7 +45,7 @@ flags.DEFINE_string("side_file", None, "Item side information for backbones that
 flags.DEFINE_multi_string("override", [], "Backbone config field as key=value, e.g. --override=heads=1.")
 flags.DEFINE_string("sensory_bank", None, "Item facet bank (Orbax folder or .npz) to fuse into the item table.")
 flags.DEFINE_string("grasp_tables", None, "GRASP channel tables (grasp.npz of experiments/build_grasp.py): "
-                    "user-conditioned item embeddings for sasrec or gru4rec, instead of ID embeddings.")
+                    "user-conditioned item embeddings for sasrec, bert4rec or gru4rec, instead of ID embeddings.")
 flags.DEFINE_bool("paper_settings", True, "Apply the paper's settings for (backbone, dataset) first.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.DEFINE_bool("verbose", False, "Also show INFO logs of JAX and Orbax.")
