@@ -1,7 +1,8 @@
 """Training-speed measurement: seconds per epoch and per full validation pass, peak RSS.
 
 It times the program a run trains (`loop.prepare`, `loop.initial_state`, the run's step RNG and
-data order, the bank fused or the GRASP tables attached when given), so the first epoch it times is seed 0's first epoch.
+data order, the bank fused or the GRASP tables attached when given), so the first epoch it
+times is seed 0's first epoch.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def bench_train(data: SequenceData, backbone: str, steps: int = 0, batch_size: i
   epoch, so the two make exactly seed 0's first epoch), then times full validation passes.
 
   `model_overrides` replace fields of the paper settings (e.g. SASRec's `loss`); `bank` fuses an
-  item facet bank (Sens), `grasp` (`bank.grasp.GraspTables`) the GRASP channel. With `seeds` > 1 each step is the vmapped step of seeds 0..seeds-1
-  (`train.seeds`), fed the same batch, and `seconds_per_epoch` is per seed (a joint epoch's
-  seconds over `seeds`); the validation pass scores seed 0.
+  item facet bank (Sens), `grasp` (`bank.grasp.GraspTables`) attaches the GRASP channel. With
+  `seeds` > 1 each step is the vmapped step of seeds 0..seeds-1 (`train.seeds`), fed the same
+  batch, and `seconds_per_epoch` is per seed (a joint epoch's seconds over `seeds`); the
+  validation pass scores seed 0.
   """
   model_kw, train_kw = configs.paper_settings(backbone, data.name)
   model_kw.update(model_overrides or {})

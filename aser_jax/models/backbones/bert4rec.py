@@ -44,7 +44,7 @@ from aser_jax.models.registry import register
 @dataclasses.dataclass(frozen=True)
 class BERT4RecConfig(layers.BackboneConfig):
   mask_prob: float = 0.2  # ρ
-  prediction_budget: int = 3  # masked positions scored: B × this per batch (per row with GRASP and "mlm", as the original)
+  prediction_budget: int = 3  # masked positions scored: B × this a batch (a row, with GRASP's "mlm")
   repeats: int = 1  # copies of each training sequence per epoch, each masked afresh (the "dupe factor")
   loss: str = "mlm"  # "mlm" (the BERT4Rec paper), "mlm_bce" or "reference" (module docstring)
 
