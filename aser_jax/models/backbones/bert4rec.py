@@ -64,6 +64,11 @@ def mask_positions(rng: jax.Array, input_ids_BxL: jax.Array, prob: float) -> jax
   return jnp.where(masked.any(1, keepdims=True), masked, last_real & real)
 
 
+def newest_masked_first(masked_BxL: jax.Array) -> jax.Array:
+  """A score per position whose `top_k` yields the masked positions first, newest first."""
+  return masked_BxL.astype(jnp.float32) + jnp.arange(masked_BxL.shape[-1]) * 1e-4
+
+
 def reference_mask(rng: jax.Array, B: int, L: int, prob: float) -> tuple[jax.Array, jax.Array]:
   """The reference repository's masking: per row `int(prob·L)` of the L positions, drawn
   uniformly without replacement whether real or padding ([B, L] bool), and the position
@@ -147,7 +152,7 @@ class BERT4Rec(nn.Module):
     table = None if self.uses_users else self.item_table()
     P = min(self.cfg.prediction_budget * B, B * L)
     # the batch's masked positions, the newest (largest position) first, up to the budget of P
-    _, flat_P = jax.lax.top_k((masked.astype(jnp.float32) + jnp.arange(L) * 1e-4).reshape(-1), P)
+    _, flat_P = jax.lax.top_k(newest_masked_first(masked).reshape(-1), P)
     row_P, pos_P = flat_P // L, flat_P % L
     on_P = masked.reshape(-1)[flat_P]
     target_P = jnp.where(on_P, ids.reshape(-1)[flat_P], 1)
@@ -173,7 +178,7 @@ class BERT4Rec(nn.Module):
     ids, user = batch["input_ids"], batch["user"]
     B, L = ids.shape
     K = min(self.cfg.prediction_budget, L)
-    _, pos_BxK = jax.lax.top_k(masked_BxL.astype(jnp.float32) + jnp.arange(L) * 1e-4, K)
+    _, pos_BxK = jax.lax.top_k(newest_masked_first(masked_BxL), K)
     on_BxK = jnp.take_along_axis(masked_BxL, pos_BxK, 1)
     target_BxK = jnp.where(on_BxK, jnp.take_along_axis(ids, pos_BxK, 1), 1)
     select = (jnp.repeat(jnp.arange(B), K), pos_BxK.reshape(-1))
@@ -189,7 +194,7 @@ class BERT4Rec(nn.Module):
     select = (jnp.arange(B), read_B)
     if self.uses_users:
       h_BxD = self.hidden(ids, masked, train, select=select, user_B=batch["user"])[:, 0]
-      return layers.ce_from_logits(self.items.scores(h_BxD, batch["user"]), batch["target"])
+      return self.items.ce(h_BxD[:, None], batch["user"], batch["target"][:, None])[:, 0]
     table = self.item_table()
     h_BxD = self.hidden(ids, masked, train, table=table, select=select)[:, 0]
     return layers.ce_loss(h_BxD, table, batch["target"])
