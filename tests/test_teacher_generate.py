@@ -88,12 +88,15 @@ def test_generation_resumes_after_a_kill_and_asks_again_for_empty_answers(tmp_pa
 
 def test_bad_prompt_files_are_named_by_line_and_field(tmp_path):
   bad = tmp_path / "bad.jsonl"
-  bad.write_text('{"id": "1", "prompt": "x"}\n{"id": 2, "prompt": "y"}\n')
-  with pytest.raises(DataError, match=r"bad.jsonl:2.*\[id\]"):
-    read_prompts(bad)
-  bad.write_text('{"id": "1", "prompt": "x"}\n{"id": "1", "prompt": "y"}\n')
-  with pytest.raises(DataError, match="already on line 1"):
-    read_prompts(bad)
+  for line in ('{"id": true, "prompt": "y"}', '{"id": "", "prompt": "y"}', '{"id": [2], "prompt": "y"}',
+               '{"prompt": "y"}'):
+    bad.write_text('{"id": "1", "prompt": "x"}\n' + line + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:2.*\[id\]"):
+      read_prompts(bad)
+  for second in ('"1"', "1"):  # an integer id is the same id as its string
+    bad.write_text('{"id": "1", "prompt": "x"}\n{"id": ' + second + ', "prompt": "y"}\n')
+    with pytest.raises(DataError, match="already on line 1"):
+      read_prompts(bad)
   bad.write_text('{"id": "1"}\n')
   with pytest.raises(DataError, match=r"\[prompt\]"):
     read_prompts(bad)
@@ -135,3 +138,17 @@ def test_binary_answers_r2end_prompts_through_a_local_server_and_the_tables_read
   assert (tab.meta["reasoning_source"], tab.meta["targets_with_reasoning"]) == ("llm", 2)
   _, targets = r2end.table_texts(data, _texts(), reasoning=answers)
   assert targets[0].startswith(answers["10"]) and np.all(tab.E_targets[0, 0] == len(targets[0]))
+
+
+def test_integer_prompt_ids_resume_and_read_back_like_string_ids(tmp_path):
+  """A hand-written prompt file may number its ids; answers are keyed by the id's string, so a
+  re-run skips what was answered and `grasp.read_generated` reads them back."""
+  prompts = tmp_path / "p.jsonl"
+  prompts.write_text("".join(json.dumps({"id": i, "prompt": f"why {i}?"}) + "\n" for i in (1, 2, 3)))
+  assert read_prompts(prompts) == [("1", "why 1?"), ("2", "why 2?"), ("3", "why 3?")]
+  out = tmp_path / "a.jsonl"
+  assert generate_texts(prompts, out, lambda ps: [f"a {p}" for p in ps], limit=2, progress=False)["written"] == 2
+  calls = []
+  s = generate_texts(prompts, out, lambda ps: calls.append(ps) or ["late"] * len(ps), progress=False)
+  assert (s["answered_before"], s["written"], calls) == (2, 1, [["why 3?"]])
+  assert grasp.read_generated(out, [1, 2, 3]) == {"1": "a why 1?", "2": "a why 2?", "3": "late"}

@@ -22,7 +22,7 @@ import numpy as np
 
 from aser_jax.bank.shards import check_counts, embed_kinds, is_current, load_tables, save_tables, text_digest
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_json_objects
+from aser_jax.data.io import iter_json_objects, json_id
 from aser_jax.data.sequences import SequenceData
 from aser_jax.teacher.generate import write_prompt_file
 
@@ -155,19 +155,17 @@ def write_prompts(out_dir: str | os.PathLike, data: SequenceData, item_texts: Se
 def read_generated(path: str | os.PathLike, expected_ids: Iterable) -> dict[str, str]:
   """Reads an LLM's answers, one {"id": ..., "text": ...} per line, into {id: text}. Bad JSON, a
   missing field, a wrong type, an empty text, an unknown or repeated id raise `DataError` naming
-  the file, the line and the field. Ids are compared as strings; expected ids may be absent."""
+  the file, the line and the field. Ids follow `data.io.json_id` (compared as strings); expected
+  ids may be absent."""
   expected = {str(i) for i in expected_ids}
   out, seen = {}, {}
   for lineno, obj in iter_json_objects(path):
-    for field in ("id", "text"):
-      if field not in obj:
-        raise DataError(path, lineno, "missing field", field)
-    ident, text = obj["id"], obj["text"]
-    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
-      raise DataError(path, lineno, f"expected a string or integer, got {type(ident).__name__}", "id")
+    ident = json_id(path, lineno, obj)
+    if "text" not in obj:
+      raise DataError(path, lineno, "missing field", "text")
+    text = obj["text"]
     if not isinstance(text, str) or not text.strip():
       raise DataError(path, lineno, f"expected a non-empty string, got {text!r:.40}", "text")
-    ident = str(ident)
     if ident not in expected or ident in seen:
       raise DataError(path, lineno, f"id {ident!r} " + (f"already on line {seen[ident]}" if ident in seen
                                                        else "is not one of the expected ids"), "id")

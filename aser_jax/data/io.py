@@ -52,6 +52,17 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     yield lineno, obj
 
 
+def json_id(path: str | os.PathLike, lineno: int, obj: dict, field: str = "id") -> str:
+  """`obj[field]` as a string id: a non-empty string, or an integer written as one (so `7` and
+  `"7"` name the same id); anything else raises `DataError` naming the file, line and field."""
+  if field not in obj:
+    raise DataError(path, lineno, "missing field", field)
+  ident = obj[field]
+  if isinstance(ident, bool) or not isinstance(ident, (str, int)) or ident == "":
+    raise DataError(path, lineno, f"expected a non-empty string or an integer, got {ident!r:.40}", field)
+  return str(ident)
+
+
 def find_file(directory: str | os.PathLike, stem: str) -> Path:
   """Returns `directory/stem` or `directory/stem.gz`, whichever exists."""
   directory = Path(directory)

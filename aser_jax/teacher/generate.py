@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from aser_jax.data.errors import DataError
-from aser_jax.data.io import iter_json_objects, write_text_atomic
+from aser_jax.data.io import iter_json_objects, json_id, write_text_atomic
 
 
 def write_prompt_file(path: str | os.PathLike, rows: Sequence[tuple[str, str]]) -> None:
@@ -26,17 +26,18 @@ def write_prompt_file(path: str | os.PathLike, rows: Sequence[tuple[str, str]]) 
 
 
 def read_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
-  """(id, prompt) pairs; a missing or non-string field and a repeated id raise `DataError`
-  naming the file, the line and the field."""
+  """(id, prompt) pairs; ids follow `data.io.json_id` (an integer id is read as its string), the
+  rule `grasp.read_generated` reads the answers by. A bad id or prompt and a repeated id raise
+  `DataError` naming the file, the line and the field."""
   out, seen = [], {}
   for lineno, obj in iter_json_objects(path):
-    for field in ("id", "prompt"):
-      if not isinstance(obj.get(field), str) or not obj[field]:
-        raise DataError(path, lineno, f"expected a non-empty string, got {obj.get(field)!r:.40}", field)
-    if obj["id"] in seen:
-      raise DataError(path, lineno, f"id {obj['id']!r} already on line {seen[obj['id']]}", "id")
-    seen[obj["id"]] = lineno
-    out.append((obj["id"], obj["prompt"]))
+    ident = json_id(path, lineno, obj)
+    if not isinstance(obj.get("prompt"), str) or not obj["prompt"]:
+      raise DataError(path, lineno, f"expected a non-empty string, got {obj.get('prompt')!r:.40}", "prompt")
+    if ident in seen:
+      raise DataError(path, lineno, f"id {ident!r} already on line {seen[ident]}", "id")
+    seen[ident] = lineno
+    out.append((ident, obj["prompt"]))
   return out
 
 
