@@ -24,6 +24,7 @@ from aser_jax.models.encoders import BertConfig, BertEncoder, Encoder, TextToken
 from aser_jax.models.encoders.bert import init_params
 from aser_jax.teacher.text import TextExample
 from aser_jax.train import r2end as R
+from aser_jax.train import r2end_distill as D
 
 ITEMS = {1: "red lipstick\nBeauty > Lips", 2: "blue mascara\nBeauty > Eyes", 3: "green soap\nBath",
          4: "pink blush\nBeauty > Face", 5: "white cream\nSkin", 6: "black liner\nBeauty > Eyes"}
@@ -187,18 +188,18 @@ def test_distillation_lowers_its_loss_and_resumes_after_a_kill_to_the_same_param
   targets = np.asarray(M.unit(jnp.asarray(np.random.default_rng(1).normal(size=(len(hist), 8)))), np.float32)
   cfg = R.R2endConfig(distill_batch=8, distill_lr=3e-3, distill_epochs=2, checkpoint_every=5)
   mesh = data_mesh()
-  params_a, summary = R.distill(tmp_path / "a", enc, hist, targets, cfg, mesh, progress=False)
+  params_a, summary = D.distill(tmp_path / "a", enc, hist, targets, cfg, mesh, progress=False)
   assert summary["steps"] == 24 and len(summary["losses"]) == 5
   assert summary["losses"][-1]["loss"] < summary["losses"][0]["loss"]
   dying = dataclasses.replace(enc, tokenizer=_DyingTokenizer(enc.tokenizer, die_at=13))
   with pytest.raises(_Killed):
-    R.distill(tmp_path / "b", dying, hist, targets, cfg, mesh, progress=False)
+    D.distill(tmp_path / "b", dying, hist, targets, cfg, mesh, progress=False)
   assert not (tmp_path / "b" / "distill.json").exists()
-  params_b, summary_b = R.distill(tmp_path / "b", enc, hist, targets, cfg, mesh, progress=False)
+  params_b, summary_b = D.distill(tmp_path / "b", enc, hist, targets, cfg, mesh, progress=False)
   assert summary_b["steps_this_invocation"] == 14  # resumed from the checkpoint at step 10
   for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  again, _ = R.distill(tmp_path / "b", enc, hist, targets, cfg, mesh, progress=False)  # finished: read back
+  again, _ = D.distill(tmp_path / "b", enc, hist, targets, cfg, mesh, progress=False)  # finished: read back
   for a, b in zip(jax.tree.leaves(params_b), jax.tree.leaves(again)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

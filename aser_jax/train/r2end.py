@@ -1,9 +1,9 @@
 """Training and full-ranking evaluation of the R2END channel (BACKBONES.md "R2END channel").
 
 Three stages in one `workdir`, each resumable:
-1. distillation (`user_encoder="distilled"`): the student encoder, initialised from the frozen
-   encoder, learns `H_u -> e^R_u` by MSE on the train cases (checkpoints every
-   `checkpoint_every` steps; the result is exported params-only to `encoder_params/`);
+1. distillation (`user_encoder="distilled"`, `train.r2end_distill`): the student encoder,
+   initialised from the frozen encoder, learns `H_u -> e^R_u` by MSE on the train cases
+   (checkpoints every `checkpoint_every` steps; exported params-only to `encoder_params/`);
 2. user embeddings of the train, valid and test histories (sharded `.npy` in `users/`);
 3. the shared projection, trained with InfoNCE + L_reg for `epochs`, validated each epoch; the
    best epoch's params (`best_params/`) rank the test users by `cos(z_u, z_i)`.
@@ -40,10 +40,11 @@ from aser_jax.data.splits import eval_split, train_item_counts
 from aser_jax.eval import ranking
 from aser_jax.eval.significance import head_tail_split
 from aser_jax.models import r2end as M
-from aser_jax.models.encoders import Encoder, SentenceEmbedder, sentence_embedding
+from aser_jax.models.encoders import Encoder, SentenceEmbedder
 from aser_jax.train import sharding
 from aser_jax.train.checkpoint import Checkpoints, load_params, save_params
 from aser_jax.train.loop import check_resume, tables_digest
+from aser_jax.train.r2end_distill import distill, shuffled_batches
 from aser_jax.train.state import TrainState, weighted_mean
 
 log = logging.getLogger("aser_jax")
@@ -83,24 +84,6 @@ class R2endConfig:
 _NOT_IN_FINGERPRINT = ("embed_batch", "checkpoint_every", "epochs")  # may change on resume
 
 
-def make_distill_step(module, tx):
-  """The pure step `(state, batch, rng) -> (state, metrics)` of eq. 3 (dropout on)."""
-
-  def step(state: TrainState, batch: dict, rng: jax.Array):
-    rng = jax.random.fold_in(rng, state.step)
-
-    def loss_fn(params):
-      h = module.apply({"params": params}, batch["input_ids"], batch["attention_mask"], True, rngs={"dropout": rng})
-      e = sentence_embedding(h, batch["attention_mask"])
-      return weighted_mean(M.distill_loss(e, batch["target"]), batch["weight"])
-
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
-
-  return step
-
-
 def make_projection_step(proj: M.Projection, tx, cfg: R2endConfig, num_items: int):
   """The pure step `(state, batch, rng, E_items) -> (state, metrics)` of eq. 7-9; negatives are
   drawn inside the step from `fold_in(rng, step)`."""
@@ -120,72 +103,6 @@ def make_projection_step(proj: M.Projection, tx, cfg: R2endConfig, num_items: in
     return TrainState(state.step + 1, optax.apply_updates(state.params, updates), opt_state), {"loss": loss, **parts}
 
   return step
-
-
-def _batches(n: int, size: int, seed: int, epoch: int):
-  """Index and weight arrays of one epoch's shuffled batches; the last is padded with weight 0."""
-  perm = np.random.default_rng([seed, epoch]).permutation(n)
-  for lo in range(0, n, size):
-    idx = perm[lo:lo + size]
-    weight = np.ones(size, np.float32)
-    weight[len(idx):] = 0.0
-    yield np.concatenate([idx, np.repeat(idx[:1], size - len(idx))]), weight
-
-
-def distill(workdir: Path, enc: Encoder, texts: list[str], targets_NxE: np.ndarray, cfg: R2endConfig, mesh,
-            progress: bool = True) -> tuple[object, dict]:
-  """Stage 1: (student params, summary). Resumes from `workdir/distill/`; a finished stage is
-  read back from `encoder_params/`."""
-  done = workdir / "distill.json"
-  if done.exists():
-    summary = json.loads(done.read_text())
-    return load_params(workdir / "encoder_params", enc.params), summary
-  n, B = len(texts), cfg.distill_batch
-  per_epoch = -(-n // B)
-  total = cfg.distill_epochs * per_epoch
-  if cfg.distill_max_steps:
-    total = min(total, cfg.distill_max_steps)
-  tx = optax.adam(cfg.distill_lr)
-  repl = sharding.replicated(mesh)
-  params = jax.tree.map(lambda x: jnp.array(x, copy=True), enc.params)  # the step donates its state
-  state = jax.device_put(TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), repl)
-  ckpts = Checkpoints(workdir / "distill")
-  losses = []
-  if ckpts.latest() is not None:
-    state, loop = ckpts.restore(ckpts.latest(), state)
-    losses = loop["losses"]
-    log.info("distillation resumed at step %d of %d", int(state.step), total)
-  step_fn = jax.jit(make_distill_step(enc.module, tx), in_shardings=(repl, sharding.batch_sharded(mesh), repl),
-                    out_shardings=(repl, repl), donate_argnums=0)
-  encs = enc.tokenizer.encode(texts)
-  rng = jax.random.key(cfg.seed)
-  t0, start, window = time.perf_counter(), int(state.step), []
-  bar = tqdm(total=total, initial=start, desc="r2end distill", unit="step", disable=not progress)
-  for epoch in range(start // per_epoch, -(-total // per_epoch)):
-    for b, (idx, weight) in enumerate(_batches(n, B, cfg.seed, epoch)):
-      k = epoch * per_epoch + b
-      if k < start:
-        continue
-      if k >= total:
-        break
-      tb = enc.tokenizer.pad([encs[i] for i in idx])
-      batch = {"input_ids": tb.input_ids_BxT, "attention_mask": tb.attention_mask_BxT,
-               "target": targets_NxE[idx], "weight": weight}
-      state, m = step_fn(state, sharding.put_batch(mesh, batch), rng)
-      window.append(float(m["loss"]))
-      bar.update(1)
-      if (k + 1) % cfg.checkpoint_every == 0 or k + 1 == total:
-        losses.append({"step": k + 1, "loss": float(np.mean(window))})
-        window = []
-        ckpts.save(k + 1, state, {"losses": losses})
-  bar.close()
-  ckpts.close()
-  params = jax.device_get(state.params)
-  save_params(workdir / "encoder_params", params)
-  summary = {"steps": total, "examples": n, "batch": B, "losses": losses,
-             "seconds": time.perf_counter() - t0, "steps_this_invocation": total - start}
-  write_text_atomic(done, json.dumps(summary, indent=1) + "\n")
-  return params, summary
 
 
 def mean_pool_users(data: SequenceData, which: str, E_items: np.ndarray, n_recent: int) -> np.ndarray:
@@ -322,7 +239,7 @@ def train_r2end(data: SequenceData, item_texts, tables_path: str | os.PathLike, 
     e_train = e_users["train"][rows]
     for epoch in range(loop["epoch"], epochs):
       t0, sums, n = time.perf_counter(), {}, 0
-      batches = _batches(len(rows), sharding.round_up(cfg.batch_size, mesh.devices.size), cfg.seed, epoch)
+      batches = shuffled_batches(len(rows), sharding.round_up(cfg.batch_size, mesh.devices.size), cfg.seed, epoch)
       for idx, weight in tqdm(list(batches), desc=f"r2end epoch {epoch + 1}/{epochs}", unit="step",
                               disable=not progress, leave=False):
         batch = {"e_u": e_train[idx], "pos": pos[idx], "weight": weight}
