@@ -152,3 +152,7 @@ def test_integer_prompt_ids_resume_and_read_back_like_string_ids(tmp_path):
   s = generate_texts(prompts, out, lambda ps: calls.append(ps) or ["late"] * len(ps), progress=False)
   assert (s["answered_before"], s["written"], calls) == (2, 1, [["why 3?"]])
   assert grasp.read_generated(out, [1, 2, 3]) == {"1": "a why 1?", "2": "a why 2?", "3": "late"}
+  with open(out, "a") as f:
+    f.write('{"text": "no id"}\n')
+  with pytest.raises(DataError, match=r"a.jsonl:4.*\[id\]"):
+    generate_texts(prompts, out, lambda ps: ["x"] * len(ps), progress=False)

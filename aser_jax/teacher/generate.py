@@ -42,14 +42,15 @@ def read_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def _answered(path: Path) -> set[str]:
-  """Ids already answered in `path`, after cutting a torn last line (a kill mid-write)."""
+  """Ids already answered in `path` (by `data.io.json_id`, as the prompts are read), after cutting a
+  torn last line (a kill mid-write)."""
   if not path.exists():
     return set()
   data = path.read_bytes()
   if data and not data.endswith(b"\n"):
     with open(path, "r+b") as f:
       f.truncate(data.rfind(b"\n") + 1)
-  return {str(obj["id"]) for _, obj in iter_json_objects(path)}
+  return {json_id(path, lineno, obj) for lineno, obj in iter_json_objects(path)}
 
 
 def generate_texts(prompts_path: str | os.PathLike, out_path: str | os.PathLike,
